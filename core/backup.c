@@ -1,0 +1,840 @@
+/* backup.c - writing and reading backups (see backup.h). */
+#include "backup.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "log.h"
+
+volatile int cairn_interrupted;
+
+#define INDEX_FLUSH_PACKS 256
+
+typedef struct chunk_ref {
+	uint8_t id[CAIRN_HASH_LEN];
+	uint32_t len;
+} chunk_ref;
+
+struct cairn_backup_writer {
+	cairn_repo *repo;
+	char *lock;
+	cairn_backup_info info;
+	cairn_objwriter *manifest;
+	int committed;
+
+	/* current entry */
+	int in_entry;
+	cairn_entry entry;
+	char *entry_path, *entry_link;
+	cairn_chunker_params chunking;
+	cairn_buf pending; /* bytes not yet cut into chunks */
+	cairn_buf chunk_lines;
+	uint64_t entry_size;
+
+	/* current pack */
+	cairn_upload *pack;
+	char pack_hex[CAIRN_PACK_ID_HEX + 1];
+	char pack_key[96];
+	uint32_t pack_no;
+	uint64_t pack_offset;
+	cairn_buf pack_trailer;
+	cairn_buf frame;
+
+	/* index text of committed packs not yet in an index object */
+	cairn_buf index_text;
+	size_t index_packs;
+	char **index_keys; /* index objects written by this backup */
+	size_t index_key_count;
+	uint64_t progress_done;
+};
+
+static int check_interrupt(void)
+{
+	if (cairn_interrupted)
+		return cairn_error_set(CAIRN_ECANCELED, "interrupted");
+	return 0;
+}
+
+static int unique_name(cairn_repo *repo, const char *engine, char *out, size_t len)
+{
+	char stamp[32], key[CAIRN_NAME_MAX + 16];
+	time_t now = time(NULL);
+	struct tm tm;
+	cairn_stat st;
+	int n, error;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	for (n = 1; n < 1000; n++) {
+		if (n == 1)
+			snprintf(out, len, "%s-%s", engine, stamp);
+		else
+			snprintf(out, len, "%s-%s-%d", engine, stamp, n);
+		snprintf(key, sizeof(key), "manifests/%s", out);
+		error = cairn_store_stat(repo->store, key, &st);
+		if (error == CAIRN_ENOTFOUND) {
+			snprintf(key, sizeof(key), "catalog/%s", out);
+			error = cairn_store_stat(repo->store, key, &st);
+			if (error == CAIRN_ENOTFOUND) {
+				cairn_error_clear();
+				return 0;
+			}
+		}
+		if (error < 0)
+			return error;
+	}
+	return cairn_error_set(CAIRN_EEXISTS, "too many backups named %s-%s", engine, stamp);
+}
+
+int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const char *engine)
+{
+	cairn_backup_writer *w;
+	char key[CAIRN_NAME_MAX + 16];
+	int error;
+
+	*out = NULL;
+	if (!(w = calloc(1, sizeof(*w))))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	w->repo = repo;
+	snprintf(w->info.engine, sizeof(w->info.engine), "%s", engine);
+	w->info.start_time = time(NULL);
+	if ((error = cairn_lock_acquire(repo, 0, "backup-push", &w->lock)) < 0)
+		goto fail;
+	if ((error = cairn_repo_load_index(repo)) < 0)
+		goto fail;
+	if ((error = unique_name(repo, engine, w->info.name, sizeof(w->info.name))) < 0)
+		goto fail;
+	snprintf(key, sizeof(key), "manifests/%s", w->info.name);
+	if ((error = cairn_objwriter_begin(&w->manifest, repo, key, CAIRN_OBJ_MANIFEST)) < 0)
+		goto fail;
+	if ((error = cairn_objwriter_printf(w->manifest, "cairn-manifest 1\nname %s\nengine %s\n",
+	                                    w->info.name, engine)) < 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	cairn_backup_writer_free(w);
+	return error;
+}
+
+/* ---- packs ---- */
+
+static int pack_open(cairn_backup_writer *w)
+{
+	uint8_t header[CAIRN_OBJECT_HEADER_LEN];
+	int error;
+
+	if ((error = cairn_random_hex(w->pack_hex, CAIRN_PACK_ID_HEX / 2)) < 0)
+		return error;
+	cairn_pack_key(w->pack_hex, w->pack_key, sizeof(w->pack_key));
+	if ((error = cairn_index_pack(&w->repo->index, w->pack_hex, &w->pack_no)) < 0)
+		return error;
+	if ((error = cairn_store_upload_begin(w->repo->store, w->pack_key, &w->pack)) < 0)
+		return error;
+	cairn_object_header_write(header, CAIRN_OBJ_PACK);
+	if ((error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, header,
+	                                      sizeof(header))) < 0)
+		return error;
+	w->pack_offset = CAIRN_OBJECT_HEADER_LEN;
+	cairn_buf_clear(&w->pack_trailer);
+	return cairn_buf_printf(&w->pack_trailer, "cairn-pack 1\n");
+}
+
+static int index_flush(cairn_backup_writer *w)
+{
+	char key[64], **grown;
+	int error;
+
+	if (w->index_packs == 0)
+		return 0;
+	memcpy(key, "index/", 6);
+	if ((error = cairn_random_hex(key + 6, 16)) < 0)
+		return error;
+	if ((error = cairn_repo_put_object(w->repo, key, CAIRN_OBJ_INDEX, w->index_text.data,
+	                                   w->index_text.len)) < 0)
+		return error;
+	if (!(grown = realloc(w->index_keys, (w->index_key_count + 1) * sizeof(*grown))) ||
+	    !(grown[w->index_key_count] = strdup(key))) {
+		if (grown)
+			w->index_keys = grown;
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	}
+	w->index_keys = grown;
+	w->index_key_count++;
+	w->info.stored_size += w->index_text.len;
+	cairn_buf_clear(&w->index_text);
+	w->index_packs = 0;
+	return 0;
+}
+
+static int pack_close(cairn_backup_writer *w)
+{
+	int error;
+
+	if (!w->pack)
+		return 0;
+	cairn_buf_clear(&w->frame);
+	/* The trailer lists the pack's chunks so an index can be rebuilt from packs. */
+	if ((error = cairn_frame_encode(&w->repo->keys, w->repo->codec, w->repo->level,
+	                                CAIRN_FRAME_FLAG_LAST, w->pack_trailer.data,
+	                                w->pack_trailer.len, NULL, &w->frame)) < 0 ||
+	    (error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, w->frame.data,
+	                                      w->frame.len)) < 0) {
+		cairn_store_upload_abort(w->repo->store, w->pack);
+		w->pack = NULL;
+		return error;
+	}
+	w->info.stored_size += w->frame.len;
+	error = cairn_store_upload_commit(w->repo->store, w->pack, w->pack_key);
+	w->pack = NULL;
+	if (error < 0)
+		return error;
+	/* The trailer's chunk lines are the index lines of this pack. */
+	if ((w->index_text.len == 0 && (error = cairn_buf_printf(&w->index_text, "cairn-index 1\n")) < 0) ||
+	    (error = cairn_buf_printf(&w->index_text, "pack %s\n", w->pack_hex)) < 0 ||
+	    (error = cairn_buf_append(&w->index_text, w->pack_trailer.data + 13,
+	                              w->pack_trailer.len - 13)) < 0)
+		return error;
+	if (++w->index_packs >= INDEX_FLUSH_PACKS)
+		return index_flush(w);
+	return 0;
+}
+
+static int store_chunk(cairn_backup_writer *w, const uint8_t *data, size_t len)
+{
+	uint8_t id[CAIRN_HASH_LEN];
+	char hex[CAIRN_HASH_LEN * 2 + 1];
+	cairn_index_entry e;
+	int error;
+
+	cairn_frame_checksum(&w->repo->keys, data, len, id);
+	cairn_hex_encode(id, sizeof(id), hex);
+	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, len)) < 0)
+		return error;
+	w->info.chunks++;
+	if (cairn_index_find(&w->repo->index, id))
+		return 0;
+	if (!w->pack && (error = pack_open(w)) < 0)
+		return error;
+	cairn_buf_clear(&w->frame);
+	if ((error = cairn_frame_encode(&w->repo->keys, w->repo->codec, w->repo->level, 0, data, len,
+	                                id, &w->frame)) < 0)
+		return error;
+	if ((error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, w->frame.data,
+	                                      w->frame.len)) < 0)
+		return error;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.id, id, sizeof(id));
+	e.pack = w->pack_no;
+	e.offset = w->pack_offset;
+	e.length = (uint32_t)w->frame.len;
+	e.plain_len = (uint32_t)len;
+	if ((error = cairn_index_add(&w->repo->index, &e)) < 0)
+		return error;
+	if ((error = cairn_buf_printf(&w->pack_trailer, "%s %" PRIu64 " %zu %zu\n", hex,
+	                              w->pack_offset, w->frame.len, len)) < 0)
+		return error;
+	w->pack_offset += w->frame.len;
+	w->info.stored_size += w->frame.len;
+	if (w->pack_offset >= w->repo->pack_size)
+		return pack_close(w);
+	return 0;
+}
+
+/* ---- entries ---- */
+
+int cairn_backup_writer_entry_begin(cairn_backup_writer *w, const cairn_entry *entry)
+{
+	if (w->in_entry)
+		return cairn_error_set(CAIRN_EINVALID, "entry_begin of %s before entry_end of %s",
+		                       entry->path, w->entry_path);
+	if (!entry->path || !*entry->path)
+		return cairn_error_set(CAIRN_EINVALID, "entry without a path");
+	free(w->entry_path);
+	free(w->entry_link);
+	w->entry_link = NULL;
+	if (!(w->entry_path = strdup(entry->path)) ||
+	    (entry->link_target && !(w->entry_link = strdup(entry->link_target))))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	w->entry = *entry;
+	w->entry.path = w->entry_path;
+	w->entry.link_target = w->entry_link;
+	memset(&w->chunking, 0, sizeof(w->chunking));
+	if (entry->chunking == CAIRN_CHUNK_FIXED) {
+		w->chunking.fixed = 1;
+		w->chunking.block = entry->block_size ? entry->block_size : (1u << 20);
+		if (w->chunking.block > (16u << 20))
+			return cairn_error_set(CAIRN_EINVALID, "block size %u of %s is too large",
+			                       entry->block_size, entry->path);
+	} else {
+		w->chunking = w->repo->cdc;
+	}
+	cairn_buf_clear(&w->pending);
+	cairn_buf_clear(&w->chunk_lines);
+	w->entry_size = 0;
+	w->in_entry = 1;
+	return 0;
+}
+
+static size_t cut_size(const cairn_chunker_params *p)
+{
+	return p->fixed ? p->block : p->max_size;
+}
+
+static int cut_pending(cairn_backup_writer *w, int final)
+{
+	size_t pos = 0, n;
+	int error = 0;
+
+	while (pos < w->pending.len) {
+		if (!final && w->pending.len - pos < cut_size(&w->chunking))
+			break;
+		n = cairn_chunker_cut(&w->chunking, &w->repo->gear, w->pending.data + pos,
+		                      w->pending.len - pos, final);
+		if (n == 0)
+			break;
+		if ((error = store_chunk(w, w->pending.data + pos, n)) < 0)
+			return error;
+		pos += n;
+	}
+	if (pos) {
+		memmove(w->pending.data, w->pending.data + pos, w->pending.len - pos);
+		w->pending.len -= pos;
+	}
+	return check_interrupt();
+}
+
+int cairn_backup_writer_entry_write(cairn_backup_writer *w, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t room, n, limit;
+	int error;
+
+	if (!w->in_entry)
+		return cairn_error_set(CAIRN_EINVALID, "entry_write outside an entry");
+	if (w->entry.type != CAIRN_ENTRY_FILE && w->entry.type != CAIRN_ENTRY_STREAM)
+		return cairn_error_set(CAIRN_EINVALID, "entry %s of this type has no data",
+		                       w->entry.path);
+	/* Buffer at most two cut windows: memory stays bounded by the chunk size. */
+	limit = 2 * cut_size(&w->chunking);
+	while (len) {
+		room = limit - w->pending.len;
+		n = len < room ? len : room;
+		if ((error = cairn_buf_append(&w->pending, p, n)) < 0)
+			return error;
+		p += n;
+		len -= n;
+		w->entry_size += n;
+		w->progress_done += n;
+		if (w->pending.len == limit && (error = cut_pending(w, 0)) < 0)
+			return error;
+	}
+	cairn_progress_update(w->progress_done, 0);
+	return 0;
+}
+
+int cairn_backup_writer_entry_end(cairn_backup_writer *w)
+{
+	cairn_buf line = CAIRN_BUF_INIT;
+	int error;
+
+	if (!w->in_entry)
+		return cairn_error_set(CAIRN_EINVALID, "entry_end outside an entry");
+	if ((error = cut_pending(w, 1)) < 0)
+		goto done;
+	if ((error = cairn_manifest_entry_line(&line, &w->entry, w->entry_size)) < 0)
+		goto done;
+	if ((error = cairn_objwriter_write(w->manifest, line.data, line.len)) < 0 ||
+	    (error = cairn_objwriter_write(w->manifest, w->chunk_lines.data, w->chunk_lines.len)) < 0)
+		goto done;
+	w->info.entries++;
+	w->info.size += w->entry_size;
+	w->in_entry = 0;
+done:
+	cairn_buf_free(&line);
+	return error;
+}
+
+int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const char *value)
+{
+	if (!key || !*key || !value)
+		return cairn_error_set(CAIRN_EINVALID, "meta_set needs a key and a value");
+	return cairn_backup_info_meta_set(&w->info, key, value);
+}
+
+int cairn_backup_writer_commit(cairn_backup_writer *w, cairn_backup_info *info)
+{
+	cairn_buf text = CAIRN_BUF_INIT;
+	char key[CAIRN_NAME_MAX + 16];
+	size_t i;
+	int error;
+
+	if (w->in_entry)
+		return cairn_error_set(CAIRN_EINVALID, "commit inside entry %s", w->entry.path);
+	if ((error = pack_close(w)) < 0 || (error = index_flush(w)) < 0)
+		goto done;
+	w->info.end_time = time(NULL);
+	for (i = 0; i < w->info.meta_count; i++) {
+		cairn_buf_clear(&text);
+		if ((error = cairn_buf_append(&text, "meta ", 5)) < 0 ||
+		    (error = cairn_escape(&text, w->info.meta[i].key)) < 0 ||
+		    (error = cairn_buf_append(&text, " ", 1)) < 0 ||
+		    (error = cairn_escape(&text, w->info.meta[i].value)) < 0 ||
+		    (error = cairn_buf_append(&text, "\n", 1)) < 0 ||
+		    (error = cairn_objwriter_write(w->manifest, text.data, text.len)) < 0)
+			goto done;
+	}
+	if ((error = cairn_objwriter_printf(w->manifest, "end %" PRIu64 " %" PRIu64 "\n",
+	                                    w->info.entries, w->info.size)) < 0)
+		goto done;
+	error = cairn_objwriter_commit(w->manifest);
+	w->manifest = NULL;
+	if (error < 0)
+		goto done;
+	/* The catalog entry goes last: only now does the backup exist. */
+	cairn_buf_clear(&text);
+	if ((error = cairn_backup_info_format(&w->info, &text)) < 0)
+		goto done;
+	snprintf(key, sizeof(key), "catalog/%s", w->info.name);
+	if ((error = cairn_repo_put_object(w->repo, key, CAIRN_OBJ_CATALOG, text.data, text.len)) < 0)
+		goto done;
+	w->committed = 1;
+	cairn_progress_end();
+	if (info) {
+		*info = w->info;
+		/* The caller now owns the meta array. */
+		w->info.meta = NULL;
+		w->info.meta_count = 0;
+	}
+done:
+	cairn_buf_free(&text);
+	return error;
+}
+
+void cairn_backup_writer_free(cairn_backup_writer *w)
+{
+	size_t i;
+
+	if (!w)
+		return;
+	if (!w->committed) {
+		const char *key;
+
+		cairn_store_upload_abort(w->repo->store, w->pack);
+		cairn_objwriter_abort(w->manifest);
+		/* Index objects of an aborted backup are removed; their packs become garbage. */
+		for (i = 0; i < w->index_key_count; i++) {
+			key = w->index_keys[i];
+			cairn_store_remove(w->repo->store, &key, 1);
+		}
+		/* The in-memory index now names chunks that were never committed. */
+		cairn_index_free(&w->repo->index);
+		w->repo->index_loaded = 0;
+	}
+	cairn_lock_release(w->repo, w->lock);
+	for (i = 0; i < w->index_key_count; i++)
+		free(w->index_keys[i]);
+	free(w->index_keys);
+	cairn_backup_info_free(&w->info);
+	cairn_buf_free(&w->pending);
+	cairn_buf_free(&w->chunk_lines);
+	cairn_buf_free(&w->pack_trailer);
+	cairn_buf_free(&w->frame);
+	cairn_buf_free(&w->index_text);
+	free(w->entry_path);
+	free(w->entry_link);
+	free(w);
+	cairn_progress_end();
+}
+
+/* ---- catalog ---- */
+
+int cairn_backup_info_load(cairn_repo *repo, const char *name, cairn_backup_info *out)
+{
+	cairn_buf text = CAIRN_BUF_INIT;
+	char key[CAIRN_NAME_MAX + 16];
+	int error;
+
+	memset(out, 0, sizeof(*out));
+	if (!cairn_backup_name_valid(name))
+		return cairn_error_set(CAIRN_EINVALID, "'%s' is not a valid backup name", name);
+	snprintf(key, sizeof(key), "catalog/%s", name);
+	error = cairn_repo_get_object(repo, key, CAIRN_OBJ_CATALOG, &text);
+	if (error == CAIRN_ENOTFOUND) {
+		error = cairn_error_set(CAIRN_ENOTFOUND, "backup %s not found in repository %s", name,
+		                        repo->store->display_url);
+		cairn_error_hint("'cairn backup-list' shows the backups");
+		goto done;
+	}
+	if (error < 0)
+		goto done;
+	if ((error = cairn_backup_info_parse(out, (char *)text.data)) < 0) {
+		cairn_error_wrap(error, "catalog entry %s", key);
+		goto done;
+	}
+	if (strcmp(out->name, name) != 0)
+		error = cairn_error_set(CAIRN_ECORRUPT, "catalog entry %s names another backup (%s)",
+		                        key, out->name);
+done:
+	if (error < 0)
+		cairn_backup_info_free(out);
+	cairn_buf_free(&text);
+	return error;
+}
+
+typedef struct name_list {
+	char **names;
+	size_t count, cap;
+} name_list;
+
+static int collect_name(void *arg, const char *key, uint64_t size)
+{
+	name_list *l = arg;
+	char **grown;
+
+	(void)size;
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+
+		if (!(grown = realloc(l->names, cap * sizeof(*grown))))
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		l->names = grown;
+		l->cap = cap;
+	}
+	if (!(l->names[l->count] = strdup(key + strlen("catalog/"))))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	l->count++;
+	return 0;
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	const cairn_backup_info *x = a, *y = b;
+
+	if (x->end_time != y->end_time)
+		return x->end_time < y->end_time ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int cairn_backup_list(cairn_repo *repo, const char *engine, cairn_backup_info **out,
+                      size_t *count)
+{
+	name_list names = {0};
+	cairn_backup_info *infos = NULL;
+	size_t i, n = 0;
+	int error;
+
+	*out = NULL;
+	*count = 0;
+	if ((error = cairn_store_list(repo->store, "catalog/", collect_name, &names)) < 0)
+		goto done;
+	if (names.count && !(infos = calloc(names.count, sizeof(*infos)))) {
+		error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < names.count; i++) {
+		if ((error = cairn_backup_info_load(repo, names.names[i], &infos[n])) < 0)
+			goto done;
+		if (engine && strcmp(infos[n].engine, engine) != 0) {
+			cairn_backup_info_free(&infos[n]);
+			continue;
+		}
+		n++;
+	}
+	if (n)
+		qsort(infos, n, sizeof(*infos), info_cmp);
+	*out = infos;
+	*count = n;
+	infos = NULL;
+done:
+	if (infos) {
+		for (i = 0; i < n; i++)
+			cairn_backup_info_free(&infos[i]);
+		free(infos);
+	}
+	for (i = 0; i < names.count; i++)
+		free(names.names[i]);
+	free(names.names);
+	return error;
+}
+
+int cairn_backup_resolve(cairn_repo *repo, const char *engine, const char *name,
+                         char out[CAIRN_NAME_MAX])
+{
+	cairn_backup_info *infos;
+	size_t count, i;
+	int error;
+
+	if (strcmp(name, "LATEST") != 0) {
+		snprintf(out, CAIRN_NAME_MAX, "%s", name);
+		return 0;
+	}
+	if ((error = cairn_backup_list(repo, engine, &infos, &count)) < 0)
+		return error;
+	if (count == 0)
+		error = cairn_error_set(CAIRN_ENOTFOUND, "no %s%sbackup in repository %s",
+		                        engine ? engine : "", engine ? " " : "",
+		                        repo->store->display_url);
+	else
+		snprintf(out, CAIRN_NAME_MAX, "%s", infos[count - 1].name);
+	for (i = 0; i < count; i++)
+		cairn_backup_info_free(&infos[i]);
+	free(infos);
+	return error;
+}
+
+/* ---- reader ---- */
+
+struct cairn_backup_reader {
+	cairn_repo *repo;
+	cairn_backup_info info;
+	cairn_objreader *manifest;
+	char *lookahead; /* a line read but not used yet (owned copy) */
+	int ended;       /* the "end" line was read */
+	char *entry_text;
+	cairn_entry entry;
+	chunk_ref *chunks;
+	size_t chunk_count, chunk_cap, chunk_next;
+	cairn_buf chunk;
+	size_t chunk_pos;
+	uint64_t entries_read, bytes_total;
+};
+
+int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const char *name)
+{
+	cairn_backup_reader *r;
+	char key[CAIRN_NAME_MAX + 16], *line;
+	int error;
+
+	*out = NULL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	r->repo = repo;
+	if ((error = cairn_backup_info_load(repo, name, &r->info)) < 0)
+		goto fail;
+	if ((error = cairn_repo_load_index(repo)) < 0)
+		goto fail;
+	snprintf(key, sizeof(key), "manifests/%s", name);
+	if ((error = cairn_objreader_open(&r->manifest, repo, key, CAIRN_OBJ_MANIFEST)) < 0)
+		goto fail;
+	if ((error = cairn_objreader_line(r->manifest, &line)) < 0)
+		goto fail;
+	if (error == 0 || strcmp(line, "cairn-manifest 1") != 0) {
+		error = cairn_error_set(CAIRN_ECORRUPT, "manifest %s has no valid first line", key);
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	cairn_backup_reader_free(r);
+	return error;
+}
+
+static int next_line(cairn_backup_reader *r, char **line)
+{
+	int rc;
+
+	if (r->lookahead) {
+		*line = r->lookahead;
+		r->lookahead = NULL;
+		return 1;
+	}
+	if ((rc = cairn_objreader_line(r->manifest, line)) <= 0)
+		return rc;
+	if (!(*line = strdup(*line)))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	return 1;
+}
+
+static int reader_damaged(cairn_backup_reader *r, int error)
+{
+	return cairn_error_wrap(error, "manifest of backup %s", r->info.name);
+}
+
+int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
+{
+	char *line;
+	uint64_t sum;
+	int rc, error;
+	unsigned long long entries, size;
+
+	free(r->entry_text);
+	r->entry_text = NULL;
+	r->chunk_count = r->chunk_next = 0;
+	cairn_buf_clear(&r->chunk);
+	r->chunk_pos = 0;
+	for (;;) {
+		if ((rc = next_line(r, &line)) < 0)
+			return rc;
+		if (rc == 0) {
+			if (!r->ended)
+				return reader_damaged(r, cairn_error_set(CAIRN_ECORRUPT, "no end line"));
+			return 0;
+		}
+		if (r->ended) {
+			free(line);
+			return reader_damaged(r, cairn_error_set(CAIRN_ECORRUPT, "lines after the end line"));
+		}
+		if (strncmp(line, "entry ", 6) == 0)
+			break;
+		if (strncmp(line, "end ", 4) == 0) {
+			rc = sscanf(line + 4, "%llu %llu", &entries, &size);
+			free(line);
+			if (rc != 2 || entries != r->entries_read || size != r->bytes_total)
+				return reader_damaged(r, cairn_error_set(CAIRN_ECORRUPT,
+				                                         "end line does not match the entries"));
+			r->ended = 1;
+			continue;
+		}
+		if (strncmp(line, "meta ", 5) == 0 || strncmp(line, "name ", 5) == 0 ||
+		    strncmp(line, "engine ", 7) == 0) {
+			free(line);
+			continue;
+		}
+		error = cairn_error_set(CAIRN_ECORRUPT, "unexpected line '%.40s'", line);
+		free(line);
+		return reader_damaged(r, error);
+	}
+	r->entry_text = line;
+	if ((error = cairn_manifest_entry_parse(r->entry_text, &r->entry)) < 0)
+		return reader_damaged(r, error);
+	/* Collect the entry's chunk list, up to the next non-chunk line. */
+	sum = 0;
+	for (;;) {
+		if ((rc = next_line(r, &line)) < 0)
+			return rc;
+		if (rc == 0)
+			break;
+		if (strncmp(line, "c ", 2) != 0) {
+			r->lookahead = line;
+			break;
+		}
+		if (r->chunk_count == r->chunk_cap) {
+			size_t cap = r->chunk_cap ? r->chunk_cap * 2 : 64;
+			chunk_ref *grown = realloc(r->chunks, cap * sizeof(*grown));
+
+			if (!grown) {
+				free(line);
+				return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+			}
+			r->chunks = grown;
+			r->chunk_cap = cap;
+		}
+		error = cairn_manifest_chunk_parse(line, r->chunks[r->chunk_count].id,
+		                                   &r->chunks[r->chunk_count].len);
+		free(line);
+		if (error < 0)
+			return reader_damaged(r, error);
+		sum += r->chunks[r->chunk_count++].len;
+	}
+	if (sum != r->entry.size)
+		return reader_damaged(r, cairn_error_set(CAIRN_ECORRUPT,
+		                                         "chunks of %s do not add up to its size",
+		                                         r->entry.path));
+	r->entries_read++;
+	r->bytes_total += r->entry.size;
+	*out = &r->entry;
+	return 1;
+}
+
+int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
+                      cairn_buf *out)
+{
+	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
+	cairn_buf raw = CAIRN_BUF_INIT;
+	cairn_frame_header h;
+	char key[96], hex[65];
+	size_t start = out->len;
+	int error;
+
+	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
+	if (!e)
+		return cairn_error_set(CAIRN_ECORRUPT, "chunk %s is not in the repository index", hex);
+	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
+	if ((error = cairn_store_get(repo->store, key, e->offset, e->length, &raw)) < 0)
+		goto done;
+	if (raw.len != e->length) {
+		error = cairn_error_set(CAIRN_ECORRUPT,
+		                        "pack %s is truncated: chunk %s at offset %" PRIu64 " is missing",
+		                        key, hex, e->offset);
+		goto done;
+	}
+	if ((error = cairn_frame_decode(&repo->keys, raw.data, raw.len, out, &h)) < 0) {
+		cairn_error_wrap(error, "chunk %s in pack %s at offset %" PRIu64, hex, key, e->offset);
+		goto done;
+	}
+	if (memcmp(h.checksum, id, CAIRN_HASH_LEN) != 0 || out->len - start != plain_len) {
+		out->len = start;
+		error = cairn_error_set(CAIRN_ECORRUPT,
+		                        "pack %s at offset %" PRIu64 " holds another chunk than %s", key,
+		                        e->offset, hex);
+	}
+done:
+	cairn_buf_free(&raw);
+	return error;
+}
+
+int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size_t *out_len)
+{
+	size_t n;
+	int error;
+
+	*out_len = 0;
+	if (r->chunk_pos == r->chunk.len) {
+		if (r->chunk_next == r->chunk_count)
+			return 0;
+		if ((error = check_interrupt()) < 0)
+			return error;
+		cairn_buf_clear(&r->chunk);
+		r->chunk_pos = 0;
+		if ((error = cairn_chunk_fetch(r->repo, r->chunks[r->chunk_next].id,
+		                               r->chunks[r->chunk_next].len, &r->chunk)) < 0)
+			return cairn_error_wrap(error, "restoring %s of backup %s", r->entry.path,
+			                        r->info.name);
+		r->chunk_next++;
+	}
+	n = r->chunk.len - r->chunk_pos;
+	if (n > len)
+		n = len;
+	memcpy(buf, r->chunk.data + r->chunk_pos, n);
+	r->chunk_pos += n;
+	*out_len = n;
+	return 0;
+}
+
+const char *cairn_backup_reader_meta(cairn_backup_reader *r, const char *key)
+{
+	return cairn_backup_info_meta(&r->info, key);
+}
+
+const cairn_backup_info *cairn_backup_reader_info(cairn_backup_reader *r)
+{
+	return &r->info;
+}
+
+int cairn_backup_reader_finish(cairn_backup_reader *r)
+{
+	const cairn_entry *e;
+	int rc;
+
+	while ((rc = cairn_backup_reader_next(r, &e)) > 0)
+		;
+	return rc;
+}
+
+void cairn_backup_reader_free(cairn_backup_reader *r)
+{
+	if (!r)
+		return;
+	cairn_objreader_free(r->manifest);
+	cairn_backup_info_free(&r->info);
+	free(r->lookahead);
+	free(r->entry_text);
+	free(r->chunks);
+	cairn_buf_free(&r->chunk);
+	free(r);
+}
