@@ -439,6 +439,7 @@ struct cairn_objreader {
 	cairn_buf line;
 	cairn_frame_header last_header;
 	uint64_t last_offset;
+	int clear; /* config and key objects are never encrypted */
 };
 
 static uint64_t objreader_pos(const cairn_objreader *r)
@@ -493,6 +494,7 @@ int cairn_objreader_open(cairn_objreader **out, cairn_repo *repo, const char *ke
 		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
 	}
 	r->repo = repo;
+	r->clear = type == CAIRN_OBJ_CONFIG || type == CAIRN_OBJ_KEY;
 	if ((error = objreader_fill(r, CAIRN_OBJECT_HEADER_LEN)) < 0)
 		goto fail;
 	if ((error = cairn_object_header_check(r->raw.data, r->raw.len, type)) < 0) {
@@ -516,6 +518,7 @@ static int objreader_damaged(cairn_objreader *r, int error, uint64_t offset)
 
 int cairn_objreader_frame(cairn_objreader *r, const uint8_t **data, size_t *len)
 {
+	static const cairn_keys no_keys;
 	cairn_frame_header h;
 	uint64_t at = objreader_pos(r);
 	size_t total;
@@ -535,7 +538,7 @@ int cairn_objreader_frame(cairn_objreader *r, const uint8_t **data, size_t *len)
 	if ((error = objreader_fill(r, total)) < 0)
 		return error;
 	cairn_buf_clear(&r->plain);
-	if ((error = cairn_frame_decode(&r->repo->keys, r->raw.data + r->raw_pos,
+	if ((error = cairn_frame_decode(r->clear ? &no_keys : &r->repo->keys, r->raw.data + r->raw_pos,
 	                                r->raw.len - r->raw_pos, &r->plain, &h)) < 0)
 		return error == CAIRN_EAUTH ? cairn_error_wrap(error, "object %s", r->key)
 		                            : objreader_damaged(r, error, at);
@@ -906,6 +909,7 @@ static int create_repo(cairn_repo *repo, user_secret *secrets, int count)
 	    (error = cairn_random_bytes(seed, sizeof(seed))) < 0)
 		return error;
 	cairn_hex_encode(seed, sizeof(seed), seed_hex);
+	repo->cdc.seed = cairn_get_u64le(seed); /* replaced by the keyed seed when encrypted */
 	if (count) {
 		if ((error = cairn_random_bytes(repo->keys.data_key, CAIRN_KEY_LEN)) < 0 ||
 		    (error = cairn_random_bytes(repo->keys.id_key, CAIRN_KEY_LEN)) < 0)

@@ -14,7 +14,7 @@
 static int tap_count;
 static int tap_failed;
 
-__attribute__((format(printf, 2, 3))) static int ok(int cond, const char *fmt, ...)
+__attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
 	tap_count++;
@@ -29,7 +29,7 @@ __attribute__((format(printf, 2, 3))) static int ok(int cond, const char *fmt, .
 	return cond;
 }
 
-__attribute__((format(printf, 1, 2))) static void diag(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
 {
 	va_list ap;
 	printf("# ");
@@ -39,7 +39,7 @@ __attribute__((format(printf, 1, 2))) static void diag(const char *fmt, ...)
 	printf("\n");
 }
 
-static int tap_done(void)
+__attribute__((unused)) static int tap_done(void)
 {
 	printf("1..%d\n", tap_count);
 	return tap_failed ? 1 : 0;
