@@ -417,10 +417,13 @@ done:
 
 void cairn_backup_writer_free(cairn_backup_writer *w)
 {
+	cairn_error_saved saved;
 	size_t i;
 
 	if (!w)
 		return;
+	/* Cleanup talks to the storage; the error being reported must survive it. */
+	cairn_error_save(&saved);
 	if (!w->committed) {
 		const char *key;
 
@@ -449,6 +452,7 @@ void cairn_backup_writer_free(cairn_backup_writer *w)
 	free(w->entry_link);
 	free(w);
 	cairn_progress_end();
+	cairn_error_restore(&saved);
 }
 
 /* ---- catalog ---- */

@@ -124,3 +124,17 @@ void cairn_error_clear(void)
 	last_message[0] = 0;
 	last_hint[0] = 0;
 }
+
+void cairn_error_save(cairn_error_saved *out)
+{
+	out->code = last_code;
+	memcpy(out->message, last_message, sizeof(out->message));
+	memcpy(out->hint, last_hint, sizeof(out->hint));
+}
+
+void cairn_error_restore(const cairn_error_saved *saved)
+{
+	last_code = saved->code;
+	memcpy(last_message, saved->message, sizeof(last_message));
+	memcpy(last_hint, saved->hint, sizeof(last_hint));
+}

@@ -24,6 +24,15 @@ const char *cairn_error_message(void); /* "" when none */
 const char *cairn_error_hint_text(void);   /* "" when none */
 int cairn_error_code_last(void);
 void cairn_error_clear(void);
+/* Keeps the current error across cleanup code that may overwrite it. */
+typedef struct cairn_error_saved {
+	int code;
+	char message[1024];
+	char hint[1024];
+} cairn_error_saved;
+void cairn_error_save(cairn_error_saved *out);
+void cairn_error_restore(const cairn_error_saved *saved);
+
 /* Maps an errno value to a cairn_error_code. */
 int cairn_error_from_errno(int err);
 

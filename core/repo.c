@@ -1170,11 +1170,14 @@ done:
 
 void cairn_lock_release(cairn_repo *repo, char *key)
 {
+	cairn_error_saved saved;
 	const char *k = key;
 
 	if (!key)
 		return;
+	cairn_error_save(&saved);
 	if (cairn_store_remove(repo->store, &k, 1) < 0)
 		cairn_log(CAIRN_LOG_WARN, "cannot remove lock %s: %s", key, cairn_error_message());
+	cairn_error_restore(&saved);
 	free(key);
 }

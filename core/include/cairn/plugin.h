@@ -8,6 +8,10 @@
  * returns 0. It does no other work: everything else happens in callbacks.
  *
  * Rules of this ABI (see PLUGINS.md for a walkthrough):
+ *  - The host calls plugins from one thread at a time; host->error keeps its
+ *    message per thread.
+ *  - `argv` of backup and of commands holds only positional arguments; the
+ *    options were parsed into settings (host->config_get).
  *  - Every descriptor and vtable starts with `unsigned int version`, set to
  *    CAIRN_ABI_VERSION by the plugin at build time. Members are only ever
  *    appended; the version is bumped with every change. The host rejects 0 and
@@ -160,7 +164,7 @@ struct cairn_storage {
 
 	/* Must provide. Starts a streaming upload of unknown size to `key`. */
 	int (*put_begin)(cairn_storage *st, const char *key, cairn_upload **out);
-	/* Must provide. Appends data to the upload. */
+	/* Must provide. Appends data to the upload. After a failure the host calls put_abort. */
 	int (*put_write)(cairn_upload *up, const void *data, size_t len);
 	/*
 	 * Must provide. Makes the object visible under its key, replacing an
@@ -291,9 +295,12 @@ struct cairn_host {
 	void (*progress)(uint64_t done, uint64_t total);
 };
 
-/* The one symbol a plugin exports. */
+/*
+ * The one symbol a plugin exports; visible even when the plugin is built
+ * with -fvisibility=hidden.
+ */
 typedef int (*cairn_plugin_init_fn)(const cairn_host *host);
-int cairn_plugin_init(const cairn_host *host);
+__attribute__((visibility("default"))) int cairn_plugin_init(const cairn_host *host);
 
 #ifdef __cplusplus
 }
