@@ -26,6 +26,7 @@
 #include "log.h"
 #include "maintenance.h"
 #include "plugins.h"
+#include "session.h"
 #include "settings.h"
 #include "storage.h"
 
@@ -106,6 +107,9 @@ static int fail(int error)
 	const char *msg = cairn_error_message(), *hint = cairn_error_hint_text();
 
 	cairn_progress_end();
+	/* A quiet "not found" (wal-fetch of a segment not archived) prints nothing. */
+	if (error == CAIRN_ENOTFOUND && !*msg)
+		return EXIT_NOTFOUND;
 	fprintf(stderr, "cairn: %s\n", *msg ? msg : "failed without a message");
 	if (*hint)
 		fprintf(stderr, "hint: %s\n", hint);
@@ -192,11 +196,21 @@ typedef struct cli {
 	char **argv;
 	const char *engine; /* NULL for repository commands */
 	const cairn_driver_plugin *driver;
+	cairn_session *session; /* engine commands only */
 } cli;
 
-static int open_repo(cairn_repo **out, int create)
+/* The repository; for engine commands it belongs to the session. */
+static int open_repo(cli *c, cairn_repo **out, int create)
 {
+	if (c->session)
+		return cairn_session_repo(c->session, create, out);
 	return cairn_repo_open(out, cairn_settings_get("repo"), create);
+}
+
+static void close_repo(cli *c, cairn_repo *repo)
+{
+	if (!c->session)
+		cairn_repo_free(repo);
 }
 
 static int cmd_backup_push(cli *c)
@@ -208,10 +222,11 @@ static int cmd_backup_push(cli *c)
 	int error;
 
 	memset(&info, 0, sizeof(info));
-	if ((error = open_repo(&repo, 1)) < 0)
+	if ((error = open_repo(c, &repo, 1)) < 0)
 		goto done;
 	if ((error = cairn_backup_writer_new(&w, repo, c->driver->name)) < 0)
 		goto done;
+	cairn_backup_writer_set_session(w, c->session);
 	cairn_error_clear();
 	if ((error = c->driver->backup(cairn_host_get(), w, c->argc, c->argv)) < 0) {
 		if (!*cairn_error_message())
@@ -228,7 +243,7 @@ static int cmd_backup_push(cli *c)
 done:
 	cairn_backup_writer_free(w);
 	cairn_backup_info_free(&info);
-	cairn_repo_free(repo);
+	close_repo(c, repo);
 	return error;
 }
 
@@ -244,12 +259,13 @@ static int cmd_backup_fetch(cli *c)
 		return usage_error("usage: cairn %s backup-fetch %s", c->driver->name,
 		                   c->driver->restore_usage ? c->driver->restore_usage
 		                                            : "DEST NAME|LATEST");
-	if ((error = open_repo(&repo, 0)) < 0)
+	if ((error = open_repo(c, &repo, 0)) < 0)
 		goto done;
 	if ((error = cairn_backup_resolve(repo, c->driver->name, c->argv[1], name)) < 0)
 		goto done;
 	if ((error = cairn_backup_reader_open(&r, repo, name)) < 0)
 		goto done;
+	cairn_backup_reader_set_session(r, c->session);
 	info = cairn_backup_reader_info(r);
 	if (strcmp(info->engine, c->driver->name) != 0) {
 		error = cairn_error_set(CAIRN_EINVALID, "backup %s was taken by engine %s, not %s",
@@ -267,7 +283,7 @@ static int cmd_backup_fetch(cli *c)
 	cairn_log(CAIRN_LOG_INFO, "restored backup %s into %s", name, c->argv[0]);
 done:
 	cairn_backup_reader_free(r);
-	cairn_repo_free(repo);
+	close_repo(c, repo);
 	return error;
 }
 
@@ -281,7 +297,7 @@ static int cmd_backup_list(cli *c)
 
 	if (c->argc != 0)
 		return usage_error("usage: cairn backup-list [--json]");
-	if ((error = open_repo(&repo, 0)) < 0)
+	if ((error = open_repo(c, &repo, 0)) < 0)
 		goto done;
 	if ((error = cairn_backup_list(repo, c->engine, &infos, &count)) < 0)
 		goto done;
@@ -310,7 +326,7 @@ done:
 	for (i = 0; i < count; i++)
 		cairn_backup_info_free(&infos[i]);
 	free(infos);
-	cairn_repo_free(repo);
+	close_repo(c, repo);
 	return error;
 }
 
@@ -325,7 +341,7 @@ static int cmd_backup_show(cli *c)
 	memset(&info, 0, sizeof(info));
 	if (c->argc != 1)
 		return usage_error("usage: cairn backup-show NAME|LATEST [--json]");
-	if ((error = open_repo(&repo, 0)) < 0)
+	if ((error = open_repo(c, &repo, 0)) < 0)
 		goto done;
 	if ((error = cairn_backup_resolve(repo, c->engine, c->argv[0], name)) < 0 ||
 	    (error = cairn_backup_info_load(repo, name, &info)) < 0)
@@ -349,7 +365,7 @@ static int cmd_backup_show(cli *c)
 		printf("%-12s %s\n", info.meta[i].key, info.meta[i].value);
 done:
 	cairn_backup_info_free(&info);
-	cairn_repo_free(repo);
+	close_repo(c, repo);
 	return error;
 }
 
@@ -369,7 +385,7 @@ static int cmd_verify(cli *c)
 
 	if (c->argc > 1)
 		return usage_error("usage: cairn verify [NAME|LATEST]");
-	if ((error = open_repo(&repo, 0)) < 0)
+	if ((error = open_repo(c, &repo, 0)) < 0)
 		goto done;
 	if (c->argc == 1 && (error = cairn_backup_resolve(repo, c->engine, c->argv[0], name)) < 0)
 		goto done;
@@ -380,7 +396,29 @@ static int cmd_verify(cli *c)
 		       c->argc ? name : "repository", stats.objects, stats.chunks, bytes);
 	}
 done:
-	cairn_repo_free(repo);
+	close_repo(c, repo);
+	return error;
+}
+
+/* Lets each driver (or the one named) drop log segments no backup needs any more. */
+static int prune_logs(void *arg)
+{
+	cli *c = arg;
+	const cairn_driver_plugin *d;
+	cairn_session *s;
+	size_t i;
+	int error = 0;
+
+	for (i = 0; error == 0 && (d = cairn_plugins_driver_at(i)); i++) {
+		if (d->version < 2 || !d->prune_logs || (c->driver && d != c->driver))
+			continue;
+		if ((error = cairn_session_new(&s, d->name, cairn_settings_get("repo"))) < 0)
+			break;
+		cairn_error_clear();
+		if ((error = d->prune_logs(cairn_host_get(), s)) < 0 && !*cairn_error_message())
+			cairn_error_set(error, "driver %s failed to prune logs without a message", d->name);
+		cairn_session_free(s);
+	}
 	return error;
 }
 
@@ -408,7 +446,7 @@ static int cmd_delete(cli *c)
 		return usage_error("usage: cairn delete retain N | before NAME|TIME | garbage "
 		                   "[--confirm]");
 	}
-	if ((error = open_repo(&repo, 0)) < 0)
+	if ((error = open_repo(c, &repo, 0)) < 0)
 		goto done;
 	if (mode && (error = cairn_delete_select(repo, c->engine, mode, retain, c->argv[1], &names,
 	                                         &count)) < 0)
@@ -420,7 +458,7 @@ static int cmd_delete(cli *c)
 		       count == 1 ? "" : "s");
 		goto done;
 	}
-	if ((error = cairn_delete_apply(repo, names, count, &stats)) < 0)
+	if ((error = cairn_delete_apply(repo, names, count, &stats, prune_logs, c)) < 0)
 		goto done;
 	for (i = 0; i < count; i++)
 		printf("deleted %s\n", names[i]);
@@ -432,7 +470,7 @@ done:
 	for (i = 0; i < count; i++)
 		free(names[i]);
 	free(names);
-	cairn_repo_free(repo);
+	close_repo(c, repo);
 	return error;
 }
 
@@ -595,27 +633,37 @@ static int is_known_engine(const char *name)
 
 static int run_engine(const cairn_driver_plugin *d, int argc, char **argv)
 {
-	cli c = {argc - 1, argv + 1, d->name, d};
+	cli c = {argc - 1, argv + 1, d->name, d, NULL};
 	const cairn_command *ec;
 	const command *cmd;
+	int error;
 
 	if (argc == 0)
 		return usage_error("usage: cairn %s <command> ('cairn help %s' lists them)", d->name,
 		                   d->name);
-	if (strcmp(argv[0], "backup-push") == 0)
-		return cmd_backup_push(&c);
-	if (strcmp(argv[0], "backup-fetch") == 0)
-		return cmd_backup_fetch(&c);
-	if ((cmd = find_command(argv[0], 1)))
-		return cmd->run(&c);
-	for (ec = d->commands; ec && ec->name; ec++)
-		if (strcmp(ec->name, argv[0]) == 0) {
+	if ((error = cairn_session_new(&c.session, d->name, cairn_settings_get("repo"))) < 0)
+		return error;
+	if (strcmp(argv[0], "backup-push") == 0) {
+		error = cmd_backup_push(&c);
+	} else if (strcmp(argv[0], "backup-fetch") == 0) {
+		error = cmd_backup_fetch(&c);
+	} else if ((cmd = find_command(argv[0], 1))) {
+		error = cmd->run(&c);
+	} else {
+		for (ec = d->commands; ec && ec->name; ec++)
+			if (strcmp(ec->name, argv[0]) == 0)
+				break;
+		if (ec && ec->name) {
 			cairn_error_clear();
-			return ec->run(cairn_host_get(), NULL, argc - 1, argv + 1);
+			error = ec->run(cairn_host_get(), c.session, argc - 1, argv + 1);
+		} else {
+			error = cairn_error_set(CAIRN_EINVALID, "'%s' is not a command of engine %s",
+			                        argv[0], d->name);
+			cairn_error_hint("'cairn help %s' lists them", d->name);
 		}
-	cairn_error_set(CAIRN_EINVALID, "'%s' is not a command of engine %s", argv[0], d->name);
-	cairn_error_hint("'cairn help %s' lists them", d->name);
-	return CAIRN_EINVALID;
+	}
+	cairn_session_free(c.session);
+	return error;
 }
 
 /* ---- option parsing ---- */
@@ -786,7 +834,7 @@ int main(int argc, char **argv)
 	if (error < 0)
 		goto done;
 	if (help || npos == 0) {
-		cli c = {0, NULL, NULL, NULL};
+		cli c = {0, NULL, NULL, NULL, NULL};
 
 		if (npos >= 1) {
 			c.argc = 1;
@@ -801,7 +849,7 @@ int main(int argc, char **argv)
 	} else if ((d = cairn_plugins_driver(pos[0]))) {
 		error = run_engine(d, npos - 1, pos + 1);
 	} else if ((cmd = find_command(pos[0], 0))) {
-		cli c = {npos - 1, pos + 1, NULL, NULL};
+		cli c = {npos - 1, pos + 1, NULL, NULL, NULL};
 
 		error = cmd->run(&c);
 	} else if (is_known_engine(pos[0])) {

@@ -21,6 +21,7 @@ typedef struct chunk_ref {
 
 struct cairn_backup_writer {
 	cairn_repo *repo;
+	cairn_session *session;
 	char *lock;
 	cairn_backup_info info;
 	cairn_objwriter *manifest;
@@ -595,6 +596,7 @@ int cairn_backup_resolve(cairn_repo *repo, const char *engine, const char *name,
 
 struct cairn_backup_reader {
 	cairn_repo *repo;
+	cairn_session *session;
 	cairn_backup_info info;
 	cairn_objreader *manifest;
 	char *lookahead; /* a line read but not used yet (owned copy) */
@@ -841,4 +843,24 @@ void cairn_backup_reader_free(cairn_backup_reader *r)
 	free(r->chunks);
 	cairn_buf_free(&r->chunk);
 	free(r);
+}
+
+void cairn_backup_writer_set_session(cairn_backup_writer *w, cairn_session *s)
+{
+	w->session = s;
+}
+
+cairn_session *cairn_backup_writer_session(cairn_backup_writer *w)
+{
+	return w->session;
+}
+
+void cairn_backup_reader_set_session(cairn_backup_reader *r, cairn_session *s)
+{
+	r->session = s;
+}
+
+cairn_session *cairn_backup_reader_session(cairn_backup_reader *r)
+{
+	return r->session;
 }

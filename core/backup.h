@@ -55,6 +55,12 @@ void cairn_backup_reader_free(cairn_backup_reader *r);
 int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
                       cairn_buf *out);
 
+/* The session a driver reaches through host->writer_session/reader_session. */
+void cairn_backup_writer_set_session(cairn_backup_writer *w, cairn_session *s);
+cairn_session *cairn_backup_writer_session(cairn_backup_writer *w);
+void cairn_backup_reader_set_session(cairn_backup_reader *r, cairn_session *s);
+cairn_session *cairn_backup_reader_session(cairn_backup_reader *r);
+
 /* Set by signal handlers: long work stops with CAIRN_ECANCELED. */
 extern volatile int cairn_interrupted;
 

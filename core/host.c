@@ -8,6 +8,7 @@
 #include "error.h"
 #include "log.h"
 #include "plugins.h"
+#include "session.h"
 #include "settings.h"
 
 static void host_log(cairn_log_level level, const char *fmt, ...)
@@ -82,6 +83,14 @@ static const cairn_host host = {
 	.entry_read = cairn_backup_reader_read,
 	.meta_get = cairn_backup_reader_meta,
 	.progress = cairn_progress_update,
+	.writer_session = cairn_backup_writer_session,
+	.reader_session = cairn_backup_reader_session,
+	.log_put = cairn_log_put,
+	.log_get = cairn_log_get,
+	.log_read = cairn_log_read,
+	.log_list = cairn_log_list,
+	.log_remove = cairn_log_remove,
+	.backup_list = cairn_session_backup_list,
 };
 
 const cairn_host *cairn_host_get(void)

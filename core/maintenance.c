@@ -342,6 +342,12 @@ static int verify_all(verifier *v)
 		goto done;
 	for (i = 0; i < k.count; i++)
 		verify_manifest(v, k.v[i] + strlen("manifests/"), 0);
+	keys_free(&k);
+
+	if ((error = keys_list(v->repo, "logs/", &k)) < 0)
+		goto done;
+	for (i = 0; i < k.count; i++)
+		verify_object(v, k.v[i], CAIRN_OBJ_LOG);
 done:
 	keys_free(&k);
 	return error;
@@ -618,7 +624,8 @@ done:
 	return error;
 }
 
-int cairn_delete_apply(cairn_repo *repo, char *const *names, size_t count, cairn_gc_stats *stats)
+int cairn_delete_apply(cairn_repo *repo, char *const *names, size_t count, cairn_gc_stats *stats,
+                       int (*before_gc)(void *arg), void *arg)
 {
 	char *lock = NULL, key[CAIRN_NAME_MAX + 16];
 	const char *k;
@@ -640,6 +647,8 @@ int cairn_delete_apply(cairn_repo *repo, char *const *names, size_t count, cairn
 		stats->backups_deleted++;
 		cairn_log(CAIRN_LOG_INFO, "deleted backup %s", names[i]);
 	}
+	if (before_gc && (error = before_gc(arg)) < 0)
+		goto done;
 	error = collect_garbage(repo, stats);
 done:
 	cairn_lock_release(repo, lock);

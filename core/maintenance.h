@@ -52,8 +52,10 @@ typedef struct cairn_gc_stats {
 /*
  * Under an exclusive lock: removes the named backups (catalog entry first),
  * then garbage-collects packs, indexes and manifests no remaining backup
- * references. With count 0 it only collects garbage.
+ * references. With count 0 it only collects garbage. before_gc (may be
+ * NULL) runs under the lock after the backups are gone (drivers prune logs).
  */
-int cairn_delete_apply(cairn_repo *repo, char *const *names, size_t count, cairn_gc_stats *stats);
+int cairn_delete_apply(cairn_repo *repo, char *const *names, size_t count, cairn_gc_stats *stats,
+                       int (*before_gc)(void *arg), void *arg);
 
 #endif

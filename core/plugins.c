@@ -260,6 +260,16 @@ const cairn_driver_plugin *cairn_plugins_driver(const char *name)
 	return NULL;
 }
 
+const cairn_driver_plugin *cairn_plugins_driver_at(size_t i)
+{
+	size_t j, n = 0;
+
+	for (j = 0; j < record_count; j++)
+		if (records[j].driver && n++ == i)
+			return records[j].driver;
+	return NULL;
+}
+
 const cairn_storage_plugin *cairn_plugins_storage_for(const char *url)
 {
 	const char *sep = strstr(url, "://");

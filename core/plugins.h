@@ -22,6 +22,8 @@ int cairn_plugins_register_storage(const cairn_storage_plugin *storage);
 
 /* By name or alias; NULL when not loaded. */
 const cairn_driver_plugin *cairn_plugins_driver(const char *name);
+/* The i-th loaded driver, NULL past the end. */
+const cairn_driver_plugin *cairn_plugins_driver_at(size_t i);
 /* The storage whose scheme matches the URL (a plain path is "file"). */
 const cairn_storage_plugin *cairn_plugins_storage_for(const char *url);
 /* The folders searched, for messages. */

@@ -36,8 +36,12 @@
 extern "C" {
 #endif
 
-/* Version 1: drivers, storages, backup writer/reader, settings. */
-#define CAIRN_ABI_VERSION 1u
+/*
+ * Version 1: drivers, storages, backup writer/reader, settings.
+ * Version 2: sessions, log segments, backup listing for drivers, and the
+ *            driver slot prune_logs.
+ */
+#define CAIRN_ABI_VERSION 2u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -247,6 +251,14 @@ typedef struct cairn_driver_plugin {
 	 */
 	int (*restore)(const cairn_host *host, cairn_backup_reader *r, const char *dest);
 	const cairn_command *commands; /* ended by a NULL name, or NULL */
+
+	/* ---- version 2 ---- */
+	/*
+	 * May provide. Called by `delete --confirm` after backups were removed,
+	 * under the repository's exclusive lock: removes the log segments that
+	 * no remaining backup needs (host->backup_list tells which remain).
+	 */
+	int (*prune_logs)(const cairn_host *host, cairn_session *session);
 } cairn_driver_plugin;
 
 /* ---- the host services ------------------------------------------------- */
@@ -293,6 +305,39 @@ struct cairn_host {
 
 	/* Reports progress of long work (bytes done of total, 0 if unknown). */
 	void (*progress)(uint64_t done, uint64_t total);
+
+	/* ---- version 2 ---- */
+	/* The session (repository and engine) of a writer or reader. */
+	cairn_session *(*writer_session)(cairn_backup_writer *w);
+	cairn_session *(*reader_session)(cairn_backup_reader *r);
+	/*
+	 * Log segments of the session's engine, one framed object each, stored
+	 * as logs/<engine>/<name>; names are key parts ([A-Za-z0-9._-], may
+	 * contain '/'). log_put stores length bytes (CAIRN_TO_END: to the end)
+	 * of the file at path from offset. Putting a segment that exists with the
+	 * same content succeeds; with other content it fails with CAIRN_EEXISTS
+	 * and changes nothing.
+	 */
+	int (*log_put)(cairn_session *s, const char *name, const char *path, uint64_t offset,
+	               uint64_t length);
+	/*
+	 * Writes a segment to dest_path atomically (temp file, fsync, rename).
+	 * CAIRN_ENOTFOUND without a message when the segment does not exist.
+	 */
+	int (*log_get)(cairn_session *s, const char *name, const char *dest_path);
+	/* Streams a segment's verified content into sink. */
+	int (*log_read)(cairn_session *s, const char *name, cairn_sink_fn sink, void *arg);
+	/* Lists segments whose name starts with prefix (names without logs/<engine>/). */
+	int (*log_list)(cairn_session *s, const char *prefix, cairn_list_fn cb, void *arg);
+	int (*log_remove)(cairn_session *s, const char *const *names, size_t count);
+	/*
+	 * Calls cb for every backup of the session's engine, oldest first, with
+	 * its meta as a NULL-terminated key, value, key, value ... array.
+	 */
+	int (*backup_list)(cairn_session *s,
+	                   int (*cb)(void *arg, const char *name, int64_t end_time,
+	                             const char *const *meta),
+	                   void *arg);
 };
 
 /*
