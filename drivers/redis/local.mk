@@ -1,0 +1,1 @@
+# drivers/redis/local.mk - build rules of this plugin, included by the top Makefile.am.

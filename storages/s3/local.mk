@@ -1,0 +1,1 @@
+# storages/s3/local.mk - build rules of this plugin, included by the top Makefile.am.
