@@ -420,6 +420,14 @@ int cairn_delete_select(cairn_repo *repo, const char *engine, cairn_delete_mode 
 			}
 		}
 		if (!found) {
+			if (cairn_parse_time(target, &before) < 0 && cairn_backup_name_valid(target)) {
+				error = cairn_error_set(CAIRN_ENOTFOUND,
+				                        "backup %s not found in repository %s (nor is it a time)",
+				                        target, repo->store->display_url);
+				cairn_error_hint("'cairn backup-list' shows the backups; times look like "
+				                 "2026-11-26T18:30:00Z");
+				goto done;
+			}
 			if (cairn_parse_time(target, &before) < 0) {
 				error = cairn_error_set(CAIRN_EINVALID,
 				                        "'%s' is neither a backup of this repository nor a time",
