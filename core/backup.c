@@ -528,31 +528,6 @@ done:
 	return error;
 }
 
-typedef struct name_list {
-	char **names;
-	size_t count, cap;
-} name_list;
-
-static int collect_name(void *arg, const char *key, uint64_t size)
-{
-	name_list *l = arg;
-	char **grown;
-
-	(void)size;
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-
-		if (!(grown = realloc(l->names, cap * sizeof(*grown))))
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		l->names = grown;
-		l->cap = cap;
-	}
-	if (!(l->names[l->count] = strdup(key + strlen("catalog/"))))
-		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-	l->count++;
-	return 0;
-}
-
 static int info_cmp(const void *a, const void *b)
 {
 	const cairn_backup_info *x = a, *y = b;
@@ -572,21 +547,22 @@ static int info_cmp(const void *a, const void *b)
 int cairn_backup_list(cairn_repo *repo, const char *engine, cairn_backup_info **out,
                       size_t *count)
 {
-	name_list names = {0};
+	cairn_keylist names = {0};
 	cairn_backup_info *infos = NULL;
 	size_t i, n = 0;
 	int error;
 
 	*out = NULL;
 	*count = 0;
-	if ((error = cairn_store_list(repo->store, "catalog/", collect_name, &names)) < 0)
+	if ((error = cairn_store_list_keys(repo->store, "catalog/", &names)) < 0)
 		goto done;
 	if (names.count && !(infos = calloc(names.count, sizeof(*infos)))) {
 		error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
 		goto done;
 	}
 	for (i = 0; i < names.count; i++) {
-		if ((error = cairn_backup_info_load(repo, names.names[i], &infos[n])) < 0)
+		if ((error = cairn_backup_info_load(repo, names.keys[i] + strlen("catalog/"),
+		                                    &infos[n])) < 0)
 			goto done;
 		if (engine && strcmp(infos[n].engine, engine) != 0) {
 			cairn_backup_info_free(&infos[n]);
@@ -605,9 +581,7 @@ done:
 			cairn_backup_info_free(&infos[i]);
 		free(infos);
 	}
-	for (i = 0; i < names.count; i++)
-		free(names.names[i]);
-	free(names.names);
+	cairn_keylist_free(&names);
 	return error;
 }
 
@@ -652,6 +626,7 @@ struct cairn_backup_reader {
 	cairn_buf chunk;
 	size_t chunk_pos;
 	uint64_t entries_read, bytes_total;
+	uint64_t bytes_read; /* for progress */
 };
 
 int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const char *name)
@@ -853,6 +828,8 @@ int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size
 	memcpy(buf, r->chunk.data + r->chunk_pos, n);
 	r->chunk_pos += n;
 	*out_len = n;
+	r->bytes_read += n;
+	cairn_progress_update(r->bytes_read, r->info.size);
 	return 0;
 }
 
