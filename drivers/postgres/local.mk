@@ -6,5 +6,6 @@ plugins_driver_pg_la_SOURCES = drivers/postgres/pg.h drivers/postgres/pg.c \
 plugins_driver_pg_la_CFLAGS = $(AM_CFLAGS) $(PG_CFLAGS)
 plugins_driver_pg_la_LIBADD = $(PG_LIBS)
 plugins_driver_pg_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-INTEGRATION_TESTS += tests/integration/pg-walkthrough.sh tests/integration/pg-partial.sh
+INTEGRATION_TESTS += tests/integration/pg-walkthrough.sh tests/integration/pg-partial.sh \
+	tests/integration/pg-pitr.sh
 endif
