@@ -95,6 +95,27 @@ expect_fail -c 2 "wal-push of a file that is not WAL" pgc pg wal-push "$W/back/h
 # The made-up history must not steer later checks to timeline 7.
 rm -f "$REPO/logs/pg/timelines/00000007.history"
 
+# ---- prefetch --------------------------------------------------------------------
+next1=$(printf '%s%08X' "${label:0:16}" $((16#${label:16} + 1)))
+next2=$(printf '%s%08X' "${label:0:16}" $((16#${label:16} + 2)))
+# Make sure both follow $label in the repository.
+for ((i = 0; i < 3; i++)); do
+	pg_archived "$next2" && break
+	qa postgres "INSERT INTO seed VALUES (1000 + $i, 'switch')" >/dev/null && pg_switch_wait
+done
+as_postgres mkdir -p "$W/pf"
+check "wal-fetch --prefetch=2" pgc pg wal-fetch "$label" "$W/pf/RECOVERYXLOG" --prefetch=2
+for ((i = 0; i < 100; i++)); do
+	[ -f "$W/pf/.cairn-prefetch/$next1" ] && [ -f "$W/pf/.cairn-prefetch/$next2" ] && break
+	sleep 0.1
+done
+[ -f "$W/pf/.cairn-prefetch/$next1" ] && [ -f "$W/pf/.cairn-prefetch/$next2" ]
+ok $? "the next two segments ($next1, $next2) are prefetched in the background"
+check "wal-fetch of a prefetched segment" pgc pg wal-fetch "$next1" "$W/pf/RECOVERYXLOG"
+[ ! -e "$W/pf/.cairn-prefetch/$next1" ] && pgc pg wal-fetch "$next1" "$W/pf/direct" &&
+	cmp -s "$W/pf/RECOVERYXLOG" "$W/pf/direct"
+ok $? "it is taken from the prefetch folder, the same as the archived copy"
+
 # ---- wal-verify, delete ---------------------------------------------------------
 run pgc pg wal-verify
 ok $? "wal-verify: WAL is continuous" || _show_result
@@ -115,9 +136,9 @@ ok $? "WAL of the remaining backup ($second_start) was kept"
 check "wal-verify still passes" pgc pg wal-verify
 
 # A gap: take out one segment after the backup's start.
-qa postgres "INSERT INTO seed VALUES (21, 'x')" >/dev/null && pg_switch_wait
+qa postgres "INSERT INTO seed VALUES (2000, 'x')" >/dev/null && pg_switch_wait
 gap=$SWITCHED
-qa postgres "INSERT INTO seed VALUES (22, 'y')" >/dev/null && pg_switch_wait
+qa postgres "INSERT INTO seed VALUES (2001, 'y')" >/dev/null && pg_switch_wait
 rm -f "$REPO/logs/pg/wal/"*/"$gap"
 run pgc pg wal-verify
 isnt "$RC" 0 "wal-verify fails with a segment missing"
