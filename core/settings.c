@@ -127,7 +127,16 @@ int cairn_settings_register(const cairn_setting *list, const char *scope)
 	setting_slot *slot;
 
 	for (s = list; s && s->name; s++) {
-		if (slot_find(s->name))
+		setting_slot *found = slot_find(s->name);
+
+		/*
+		 * Verbs mean the same for every engine (--until for point in time),
+		 * so two drivers may declare the same option: one of the same type
+		 * is shared, the first definition's default and help kept.
+		 */
+		if (found && found->def->type == s->type)
+			continue;
+		if (found)
 			return cairn_error_set(CAIRN_EINVALID, "setting '%s' of %s is already defined",
 			                       s->name, scope);
 		if (slot_count == SETTINGS_MAX)

@@ -8,5 +8,6 @@ plugins_driver_pg_la_LIBADD = $(PG_LIBS)
 plugins_driver_pg_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 INTEGRATION_TESTS += tests/integration/pg-walkthrough.sh tests/integration/pg-partial.sh \
 	tests/integration/pg-pitr.sh tests/integration/pg-incremental.sh \
-	tests/integration/pg-concurrent.sh tests/integration/pg-errors.sh
+	tests/integration/pg-concurrent.sh tests/integration/pg-errors.sh \
+	tests/integration/pg-tablespace.sh tests/integration/pg-docker-script.sh
 endif

@@ -260,16 +260,18 @@ static int pg_segment_cmp(const void *x, const void *y)
 	return 0;
 }
 
+/* Lists the WAL files whose names start with `prefix` ("wal/" for all). */
 static int pg_archive_load(const cairn_host *host, cairn_session *s, uint64_t seg_size,
-                           pg_archive *a)
+                           const char *prefix, pg_archive *a)
 {
 	int error;
 
 	memset(a, 0, sizeof(*a));
 	a->host = host;
 	a->seg_size = seg_size;
-	if ((error = host->log_list(s, "wal/", pg_archive_add, a)) < 0 ||
-	    (error = host->log_list(s, "timelines/", pg_archive_add, a)) < 0)
+	if ((error = host->log_list(s, prefix, pg_archive_add, a)) < 0 ||
+	    (strcmp(prefix, "wal/") == 0 &&
+	     (error = host->log_list(s, "timelines/", pg_archive_add, a)) < 0))
 		return error;
 	if (a->count > 1)
 		qsort(a->segs, a->count, sizeof(*a->segs), pg_segment_cmp);
@@ -434,7 +436,7 @@ int pg_cmd_wal_verify(const cairn_host *host, cairn_session *s, int argc, char *
 	if (!b.count)
 		return host->error(CAIRN_ENOTFOUND, "no pg backups in the repository: nothing to verify "
 		                                    "the WAL against");
-	if ((error = pg_archive_load(host, s, b.seg_size, &a)) < 0)
+	if ((error = pg_archive_load(host, s, b.seg_size, "wal/", &a)) < 0)
 		goto done;
 	if ((error = pg_history_load(host, s, a.newest_timeline, b.seg_size, anc,
 	                             sizeof(anc) / sizeof(anc[0]), &anc_count)) < 0)
@@ -496,10 +498,21 @@ int pg_wal_range_present(const cairn_host *host, cairn_session *s, uint32_t time
 {
 	pg_archive a;
 	uint64_t segno;
+	char first[25], last[25], prefix[64];
+	size_t common = 0;
 	int error;
 
+	/*
+	 * Only the names the range shares a prefix with are listed: this runs
+	 * every second while a backup waits, and the archive may be large.
+	 */
+	pg_segment_name(timeline, start, seg_size, first);
+	pg_segment_name(timeline, stop, seg_size, last);
+	while (common < 24 && first[common] == last[common])
+		common++;
+	snprintf(prefix, sizeof(prefix), "wal/%.8s/%.*s", first, (int)common, first);
 	*present = 1;
-	if ((error = pg_archive_load(host, s, seg_size, &a)) < 0)
+	if ((error = pg_archive_load(host, s, seg_size, prefix, &a)) < 0)
 		goto done;
 	for (segno = start; segno <= stop; segno++) {
 		if (!pg_archive_has(&a, timeline, segno)) {
@@ -532,7 +545,7 @@ int pg_prune_logs(const cairn_host *host, cairn_session *s)
 	memset(&a, 0, sizeof(a));
 	if ((error = pg_backups_load(host, s, &b)) < 0 || !b.count)
 		return error;
-	if ((error = pg_archive_load(host, s, b.seg_size, &a)) < 0)
+	if ((error = pg_archive_load(host, s, b.seg_size, "wal/", &a)) < 0)
 		goto done;
 	if (!(names = calloc(a.count + a.other_count + 1, sizeof(*names)))) {
 		error = pg_out_of_memory(host);

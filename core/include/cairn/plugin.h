@@ -85,6 +85,8 @@ typedef enum cairn_setting_type {
  * (--name). `env` is a space-separated list of environment variable names,
  * the first being cairn's own (CAIRN_...); the others are accepted aliases
  * (WAL-G names). Arrays of settings end with an entry whose name is NULL.
+ * Plugins may declare the same name with the same type (e.g. "until"): the
+ * setting is shared and the first definition's default, env and help win.
  */
 typedef struct cairn_setting {
 	const char *name;
