@@ -11,6 +11,7 @@
  */
 #include "pg.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -88,6 +89,31 @@ static uint64_t pg_segment_size_of(const char *path)
 }
 
 /*
+ * Removes prefetched segments before `segno`: recovery has gone past them,
+ * and they would stay in pg_wal for good otherwise.
+ */
+static void pg_prefetch_clean(const char pdir[4200], uint64_t segno, uint64_t seg_size)
+{
+	char path[4096 + 256 + 2];
+	struct dirent *de;
+	uint32_t tli;
+	uint64_t n;
+	DIR *dir = opendir(pdir);
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.' ||
+		    pg_parse_segment_name(de->d_name, &tli, &n, seg_size) < 0 || n >= segno)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%.4095s/%.255s", pdir, de->d_name) <
+		    sizeof(path))
+			unlink(path);
+	}
+	closedir(dir);
+}
+
+/*
  * Fetches the `count` segments after `file` into dir/.cairn-prefetch in a
  * detached process, so that PostgreSQL's next restore_command finds them
  * locally. Failures only cost the speed-up: the next wal-fetch fetches
@@ -122,6 +148,7 @@ static void pg_prefetch(const cairn_host *host, cairn_session *s, const char *fi
 	if (fork() != 0)
 		_exit(0);
 	setsid();
+	pg_prefetch_clean(pdir, segno, seg_size);
 	for (i = 1; i <= count; i++) {
 		struct stat sb;
 

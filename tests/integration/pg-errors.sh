@@ -30,8 +30,10 @@ saved_port=$A_PORT
 A_PORT=$(free_port)
 expect_fail "backup-push when the server is not running" pgc pg backup-push "$A_DIR"
 like "$ERR" "cannot connect to PostgreSQL.*is the server running" "the error says the server cannot be reached"
+check "backup-push with --conninfo (PGHOST/PGPORT pointing elsewhere)" \
+	pgc pg backup-push "$A_DIR" --conninfo="host=$A_HOST port=$saved_port user=postgres"
 A_PORT=$saved_port
-is "$(pgc pg backup-list --json | json_get 'len(d)')" "1" "no failed backup is listed"
+is "$(pgc pg backup-list --json | json_get 'len(d)')" "2" "no failed backup is listed"
 
 # ---- the repository unwritable --------------------------------------------------
 chmod -R a-w "$REPO"

@@ -37,5 +37,17 @@ pg_start_b "$PGW/b"
 ok $? "B starts" || done_testing
 is "$(qb postgres "SELECT count(*), sum(id) FROM in_ts")" "150|11325" "B has the table in the tablespace, WAL replayed"
 is "$(qb postgres "SELECT pg_tablespace_location($oid)")" "$PGW/ts1-b" "B's tablespace is at the new location"
+postgres_stop "$B_DIR"
+
+# Run by root (as a restore often is), the files still belong to the server's user.
+if [ "$(id -u)" = 0 ]; then
+	run env CAIRN_REPO="$REPO" CAIRN_PLUGIN_DIR="$BIN/plugins" "$BIN/cairn" pg backup-fetch "$PGW/c" LATEST \
+		--immediate --tablespace-map="$PGW/ts1=$PGW/ts1-c"
+	ok $? "backup-fetch as root, the tablespace remapped by its old path" || _show_result
+	is "$(find "$PGW/c" "$PGW/ts1-c" ! -user postgres | head -n 3)" "" "every restored file belongs to postgres"
+	pg_start_b "$PGW/c"
+	ok $? "the server starts on what root restored" || done_testing
+	is "$(qb postgres "SELECT count(*) FROM in_ts")" "100" "--immediate: the table as the backup had it"
+fi
 
 done_testing

@@ -115,6 +115,14 @@ check "wal-fetch of a prefetched segment" pgc pg wal-fetch "$next1" "$W/pf/RECOV
 [ ! -e "$W/pf/.cairn-prefetch/$next1" ] && pgc pg wal-fetch "$next1" "$W/pf/direct" &&
 	cmp -s "$W/pf/RECOVERYXLOG" "$W/pf/direct"
 ok $? "it is taken from the prefetch folder, the same as the archived copy"
+as_postgres cp "$W/pf/direct" "$W/pf/.cairn-prefetch/$label"
+check "wal-fetch of a later segment" pgc pg wal-fetch "$next2" "$W/pf/RECOVERYXLOG" --prefetch=1
+for ((i = 0; i < 100; i++)); do
+	[ ! -e "$W/pf/.cairn-prefetch/$label" ] && break
+	sleep 0.1
+done
+[ ! -e "$W/pf/.cairn-prefetch/$label" ]
+ok $? "prefetched segments recovery has gone past are removed"
 
 # ---- wal-verify, delete ---------------------------------------------------------
 run pgc pg wal-verify
