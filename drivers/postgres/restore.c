@@ -449,6 +449,8 @@ static int pg_keep_data(pg_restore_ctx *ctx, const char *path)
 		return 1;
 	if (!(db = pg_find_db(ctx, dboid)) || db->whole)
 		return 1;
+	if (!ctx->rel_count)
+		return 1;
 	key.db = dboid;
 	key.filenode = filenode;
 	rel = bsearch(&key, ctx->rels, ctx->rel_count, sizeof(key), pg_rel_cmp);

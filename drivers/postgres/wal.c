@@ -309,6 +309,8 @@ static int pg_archive_has(const pg_archive *a, uint32_t tli, uint64_t segno)
 {
 	pg_segment key = {tli, segno};
 
+	if (!a->count)
+		return 0;
 	return bsearch(&key, a->segs, a->count, sizeof(key), pg_segment_cmp) != NULL;
 }
 
