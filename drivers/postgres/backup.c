@@ -412,9 +412,19 @@ static int pg_backup_relmap(pg_backup_ctx *ctx, PGconn *conn)
 		/* A database that takes no connections (template0) is restored whole. */
 		if (strcmp(PQgetvalue(dbs, i, 2), "t") != 0)
 			continue;
-		if ((error = pg_connect(host, PQgetvalue(dbs, i, 1), &dbconn)) < 0 ||
-		    (error = pg_query(host, dbconn, pg_relations_sql, 1, &rels)) < 0)
-			break;
+		/*
+		 * A database dropped meanwhile, or one this role may not read, has
+		 * no relations in the map: a partial restore then keeps it whole.
+		 */
+		if (pg_connect(host, PQgetvalue(dbs, i, 1), &dbconn) < 0 ||
+		    pg_query(host, dbconn, pg_relations_sql, 1, &rels) < 0) {
+			host->log(CAIRN_LOG_WARN,
+			          "no relation map for database %s (a partial restore keeps it whole)",
+			          PQgetvalue(dbs, i, 1));
+			PQfinish(dbconn);
+			dbconn = NULL;
+			continue;
+		}
 		for (j = 0; j < PQntuples(rels) && error == 0; j++) {
 			if ((error = pg_write_text(ctx, "relation\t")) < 0 ||
 			    (error = pg_write_text(ctx, PQgetvalue(dbs, i, 0))) < 0 ||
