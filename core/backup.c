@@ -9,6 +9,8 @@
 
 #include "error.h"
 #include "log.h"
+#include "pipeline.h"
+#include "settings.h"
 
 volatile int cairn_interrupted;
 
@@ -22,6 +24,7 @@ typedef struct chunk_ref {
 struct cairn_backup_writer {
 	cairn_repo *repo;
 	cairn_session *session;
+	cairn_pipeline *pipe;
 	char *lock;
 	cairn_backup_info info;
 	cairn_objwriter *manifest;
@@ -32,8 +35,8 @@ struct cairn_backup_writer {
 	cairn_entry entry;
 	char *entry_path, *entry_link;
 	cairn_chunker_params chunking;
-	cairn_buf pending; /* bytes not yet cut into chunks */
-	cairn_buf chunk_lines;
+	cairn_buf pending;     /* bytes not yet cut into chunks */
+	cairn_buf chunk_lines; /* consumer side: chunk lines of the entry being finished */
 	uint64_t entry_size;
 
 	/* current pack */
@@ -128,11 +131,13 @@ static int unique_name(cairn_repo *repo, const char *engine, char *out, size_t l
 	return 0;
 }
 
+static int writer_consume(void *arg, cairn_job *job);
+
 int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const char *engine)
 {
 	cairn_backup_writer *w;
 	char key[CAIRN_NAME_MAX + 16];
-	int error;
+	int error, workers;
 
 	*out = NULL;
 	if (!(w = calloc(1, sizeof(*w))))
@@ -143,6 +148,11 @@ int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const c
 	if ((error = cairn_lock_acquire(repo, 0, "backup-push", &w->lock)) < 0)
 		goto fail;
 	if ((error = cairn_repo_load_index(repo)) < 0)
+		goto fail;
+	workers = (int)cairn_settings_get_int("workers");
+	if ((error = cairn_pipeline_new(&w->pipe, repo,
+	                                workers > 0 ? workers : cairn_pipeline_default_workers(),
+	                                writer_consume, w)) < 0)
 		goto fail;
 	if ((error = unique_name(repo, engine, w->info.name, sizeof(w->info.name))) < 0)
 		goto fail;
@@ -242,45 +252,64 @@ static int pack_close(cairn_backup_writer *w)
 	return 0;
 }
 
-static int store_chunk(cairn_backup_writer *w, const uint8_t *data, size_t len)
+/* Writes a new chunk's frame into the open pack and indexes it. */
+static int store_frame(cairn_backup_writer *w, const cairn_job *job, const char *hex)
 {
-	uint8_t id[CAIRN_HASH_LEN];
-	char hex[CAIRN_HASH_LEN * 2 + 1];
 	cairn_index_entry e;
 	int error;
 
-	cairn_frame_checksum(&w->repo->keys, data, len, id);
-	cairn_hex_encode(id, sizeof(id), hex);
-	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, len)) < 0)
-		return error;
-	w->info.chunks++;
-	if (cairn_index_find(&w->repo->index, id))
-		return 0;
 	if (!w->pack && (error = pack_open(w)) < 0)
 		return error;
-	cairn_buf_clear(&w->frame);
-	if ((error = cairn_frame_encode(&w->repo->keys, w->repo->codec, w->repo->level, 0, data, len,
-	                                id, &w->frame)) < 0)
-		return error;
-	if ((error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, w->frame.data,
-	                                      w->frame.len)) < 0)
+	if ((error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, job->frame.data,
+	                                      job->frame.len)) < 0)
 		return error;
 	memset(&e, 0, sizeof(e));
-	memcpy(e.id, id, sizeof(id));
+	memcpy(e.id, job->id, sizeof(e.id));
 	e.pack = w->pack_no;
 	e.offset = w->pack_offset;
-	e.length = (uint32_t)w->frame.len;
-	e.plain_len = (uint32_t)len;
-	if ((error = cairn_index_add(&w->repo->index, &e)) < 0)
+	e.length = (uint32_t)job->frame.len;
+	e.plain_len = (uint32_t)job->data.len;
+	if ((error = cairn_pipeline_index_add(w->pipe, &e)) < 0)
 		return error;
 	if ((error = cairn_buf_printf(&w->pack_trailer, "%s %" PRIu64 " %zu %zu\n", hex,
-	                              w->pack_offset, w->frame.len, len)) < 0)
+	                              w->pack_offset, job->frame.len, job->data.len)) < 0)
 		return error;
-	w->pack_offset += w->frame.len;
-	w->info.stored_size += w->frame.len;
+	w->pack_offset += job->frame.len;
+	w->info.stored_size += job->frame.len;
 	if (w->pack_offset >= w->repo->pack_size)
 		return pack_close(w);
 	return 0;
+}
+
+/*
+ * Receives the pipeline's jobs in the order they were submitted: chunks
+ * (stored when new) and, after an entry's chunks, a mark holding the
+ * entry's manifest line.
+ */
+static int writer_consume(void *arg, cairn_job *job)
+{
+	cairn_backup_writer *w = arg;
+	char hex[CAIRN_HASH_LEN * 2 + 1];
+	int error;
+
+	if (job->kind == CAIRN_JOB_MARK) {
+		if ((error = cairn_objwriter_write(w->manifest, job->data.data, job->data.len)) < 0 ||
+		    (error = cairn_objwriter_write(w->manifest, w->chunk_lines.data,
+		                                   w->chunk_lines.len)) < 0)
+			return error;
+		cairn_buf_clear(&w->chunk_lines);
+		w->info.entries++;
+		w->info.size += job->value;
+		return 0;
+	}
+	cairn_hex_encode(job->id, sizeof(job->id), hex);
+	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, job->data.len)) < 0)
+		return error;
+	w->info.chunks++;
+	/* Known when hashed, or stored meanwhile by an earlier job with the same data. */
+	if (job->known || cairn_index_find(&w->repo->index, job->id))
+		return 0;
+	return store_frame(w, job, hex);
 }
 
 /* ---- entries ---- */
@@ -312,7 +341,6 @@ int cairn_backup_writer_entry_begin(cairn_backup_writer *w, const cairn_entry *e
 		w->chunking = w->repo->cdc;
 	}
 	cairn_buf_clear(&w->pending);
-	cairn_buf_clear(&w->chunk_lines);
 	w->entry_size = 0;
 	w->in_entry = 1;
 	return 0;
@@ -335,7 +363,8 @@ static int cut_pending(cairn_backup_writer *w, int final)
 		                      w->pending.len - pos, final);
 		if (n == 0)
 			break;
-		if ((error = store_chunk(w, w->pending.data + pos, n)) < 0)
+		if ((error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_CHUNK, w->pending.data + pos, n,
+		                                   0)) < 0)
 			return error;
 		pos += n;
 	}
@@ -384,13 +413,11 @@ int cairn_backup_writer_entry_end(cairn_backup_writer *w)
 		return cairn_error_set(CAIRN_EINVALID, "entry_end outside an entry");
 	if ((error = cut_pending(w, 1)) < 0)
 		goto done;
-	if ((error = cairn_manifest_entry_line(&line, &w->entry, w->entry_size)) < 0)
+	/* The entry line follows its chunks through the pipeline, keeping manifest order. */
+	if ((error = cairn_manifest_entry_line(&line, &w->entry, w->entry_size)) < 0 ||
+	    (error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_MARK, line.data, line.len,
+	                                   w->entry_size)) < 0)
 		goto done;
-	if ((error = cairn_objwriter_write(w->manifest, line.data, line.len)) < 0 ||
-	    (error = cairn_objwriter_write(w->manifest, w->chunk_lines.data, w->chunk_lines.len)) < 0)
-		goto done;
-	w->info.entries++;
-	w->info.size += w->entry_size;
 	w->in_entry = 0;
 done:
 	cairn_buf_free(&line);
@@ -413,7 +440,8 @@ int cairn_backup_writer_commit(cairn_backup_writer *w, cairn_backup_info *info)
 
 	if (w->in_entry)
 		return cairn_error_set(CAIRN_EINVALID, "commit inside entry %s", w->entry.path);
-	if ((error = pack_close(w)) < 0 || (error = index_flush(w)) < 0)
+	if ((error = cairn_pipeline_drain(w->pipe)) < 0 || (error = pack_close(w)) < 0 ||
+	    (error = index_flush(w)) < 0)
 		goto done;
 	w->info.end_time = time(NULL);
 	for (i = 0; i < w->info.meta_count; i++) {
@@ -462,6 +490,7 @@ void cairn_backup_writer_free(cairn_backup_writer *w)
 		return;
 	/* Cleanup talks to the storage; the error being reported must survive it. */
 	cairn_error_save(&saved);
+	cairn_pipeline_free(w->pipe);
 	if (!w->committed) {
 		const char *key;
 

@@ -39,6 +39,8 @@ static const cairn_setting core_settings[] = {
 	{"upload-concurrency", CAIRN_SETTING_INT, "4",
 	 "CAIRN_UPLOAD_CONCURRENCY WALG_UPLOAD_CONCURRENCY",
 	 "uploads in flight at once for storages that support concurrent puts", 0},
+	{"workers", CAIRN_SETTING_INT, "0", "CAIRN_WORKERS",
+	 "threads that hash, compress and encrypt chunks (0: one per CPU)", 0},
 	{"chunk-min-size", CAIRN_SETTING_SIZE, "64K", "CAIRN_CHUNK_MIN_SIZE",
 	 "content-defined chunking: smallest chunk (fixed when the repository is created)", 0},
 	{"chunk-avg-size", CAIRN_SETTING_SIZE, "256K", "CAIRN_CHUNK_AVG_SIZE",
