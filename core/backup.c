@@ -152,7 +152,7 @@ int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const c
 	workers = (int)cairn_settings_get_int("workers");
 	if ((error = cairn_pipeline_new(&w->pipe, repo,
 	                                workers > 0 ? workers : cairn_pipeline_default_workers(),
-	                                writer_consume, w)) < 0)
+	                                NULL, writer_consume, w)) < 0)
 		goto fail;
 	if ((error = unique_name(repo, engine, w->info.name, sizeof(w->info.name))) < 0)
 		goto fail;
@@ -656,13 +656,20 @@ struct cairn_backup_reader {
 	size_t chunk_pos;
 	uint64_t entries_read, bytes_total;
 	uint64_t bytes_read; /* for progress */
+	cairn_pipeline *pipe; /* decodes chunks ahead of the driver's reads */
+	size_t chunk_submit;  /* next chunk of the entry to hand to the pipeline */
+	int discarding;
+	cairn_buf raw;
 };
+
+static int restore_work(cairn_repo *repo, cairn_job *job);
+static int reader_consume(void *arg, cairn_job *job);
 
 int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const char *name)
 {
 	cairn_backup_reader *r;
 	char key[CAIRN_NAME_MAX + 16], *line;
-	int error;
+	int error, workers;
 
 	*out = NULL;
 	if (!(r = calloc(1, sizeof(*r))))
@@ -671,6 +678,11 @@ int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const 
 	if ((error = cairn_backup_info_load(repo, name, &r->info)) < 0)
 		goto fail;
 	if ((error = cairn_repo_load_index(repo)) < 0)
+		goto fail;
+	workers = (int)cairn_settings_get_int("workers");
+	if ((error = cairn_pipeline_new(&r->pipe, repo,
+	                                workers > 0 ? workers : cairn_pipeline_default_workers(),
+	                                restore_work, reader_consume, r)) < 0)
 		goto fail;
 	snprintf(key, sizeof(key), "manifests/%s", name);
 	if ((error = cairn_objreader_open(&r->manifest, repo, key, CAIRN_OBJ_MANIFEST)) < 0)
@@ -718,7 +730,15 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 
 	free(r->entry_text);
 	r->entry_text = NULL;
-	r->chunk_count = r->chunk_next = 0;
+	if (cairn_pipeline_pending(r->pipe)) {
+		/* The driver did not read all of the last entry: drop what was decoded ahead. */
+		r->discarding = 1;
+		error = cairn_pipeline_drain(r->pipe);
+		r->discarding = 0;
+		if (error < 0)
+			return error;
+	}
+	r->chunk_count = r->chunk_next = r->chunk_submit = 0;
 	cairn_buf_clear(&r->chunk);
 	r->chunk_pos = 0;
 	for (;;) {
@@ -795,41 +815,106 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 	return 1;
 }
 
-int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
-                      cairn_buf *out)
+/* Reads a chunk's stored frame from its pack (on the caller's thread). */
+static int chunk_fetch_raw(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], cairn_buf *raw)
 {
 	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
-	cairn_buf raw = CAIRN_BUF_INIT;
-	cairn_frame_header h;
 	char key[96], hex[65];
-	size_t start = out->len;
+	size_t start = raw->len;
 	int error;
 
 	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
 	if (!e)
 		return cairn_error_set(CAIRN_ECORRUPT, "chunk %s is not in the repository index", hex);
 	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
-	if ((error = cairn_store_get(repo->store, key, e->offset, e->length, &raw)) < 0)
-		goto done;
-	if (raw.len != e->length) {
-		error = cairn_error_set(CAIRN_ECORRUPT,
-		                        "pack %s is truncated: chunk %s at offset %" PRIu64 " is missing",
-		                        key, hex, e->offset);
-		goto done;
+	if ((error = cairn_store_get(repo->store, key, e->offset, e->length, raw)) < 0)
+		return error;
+	if (raw->len - start != e->length) {
+		raw->len = start;
+		return cairn_error_set(CAIRN_ECORRUPT,
+		                       "pack %s is truncated: chunk %s at offset %" PRIu64 " is missing",
+		                       key, hex, e->offset);
 	}
-	if ((error = cairn_frame_decode(&repo->keys, raw.data, raw.len, out, &h)) < 0) {
-		cairn_error_wrap(error, "chunk %s in pack %s at offset %" PRIu64, hex, key, e->offset);
-		goto done;
-	}
+	return 0;
+}
+
+/* Decrypts, decompresses and checks a chunk's frame (on any thread). */
+static int chunk_decode(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
+                        const uint8_t *raw, size_t raw_len, cairn_buf *out)
+{
+	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
+	cairn_frame_header h;
+	char key[96], hex[65];
+	size_t start = out->len;
+	int error;
+
+	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
+	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
+	if ((error = cairn_frame_decode(&repo->keys, raw, raw_len, out, &h)) < 0)
+		return cairn_error_wrap(error, "chunk %s in pack %s at offset %" PRIu64, hex, key,
+		                        e->offset);
 	if (memcmp(h.checksum, id, CAIRN_HASH_LEN) != 0 || out->len - start != plain_len) {
 		out->len = start;
-		error = cairn_error_set(CAIRN_ECORRUPT,
-		                        "pack %s at offset %" PRIu64 " holds another chunk than %s", key,
-		                        e->offset, hex);
+		return cairn_error_set(CAIRN_ECORRUPT,
+		                       "pack %s at offset %" PRIu64 " holds another chunk than %s", key,
+		                       e->offset, hex);
 	}
-done:
+	return 0;
+}
+
+int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
+                      cairn_buf *out)
+{
+	cairn_buf raw = CAIRN_BUF_INIT;
+	int error;
+
+	if ((error = chunk_fetch_raw(repo, id, &raw)) == 0)
+		error = chunk_decode(repo, id, plain_len, raw.data, raw.len, out);
 	cairn_buf_free(&raw);
 	return error;
+}
+
+/* Restore work on a worker: job data is the chunk id followed by its stored frame. */
+static int restore_work(cairn_repo *repo, cairn_job *job)
+{
+	cairn_buf_clear(&job->frame);
+	return chunk_decode(repo, job->data.data, (uint32_t)job->value,
+	                    job->data.data + CAIRN_HASH_LEN, job->data.len - CAIRN_HASH_LEN,
+	                    &job->frame);
+}
+
+/* Takes a decoded chunk, in order; discards those of an entry left unread. */
+static int reader_consume(void *arg, cairn_job *job)
+{
+	cairn_backup_reader *r = arg;
+	cairn_buf swap;
+
+	if (r->discarding)
+		return 0;
+	swap = r->chunk;
+	r->chunk = job->frame;
+	job->frame = swap;
+	r->chunk_pos = 0;
+	return 0;
+}
+
+/* Fetches the entry's next chunks and hands them to the workers, as far as there is room. */
+static int reader_prefetch(cairn_backup_reader *r)
+{
+	int error;
+
+	while (r->chunk_submit < r->chunk_count && cairn_pipeline_room(r->pipe) > 0) {
+		const chunk_ref *c = &r->chunks[r->chunk_submit];
+
+		cairn_buf_clear(&r->raw);
+		if ((error = cairn_buf_append(&r->raw, c->id, CAIRN_HASH_LEN)) < 0 ||
+		    (error = chunk_fetch_raw(r->repo, c->id, &r->raw)) < 0 ||
+		    (error = cairn_pipeline_submit(r->pipe, CAIRN_JOB_CHUNK, r->raw.data, r->raw.len,
+		                                   c->len)) < 0)
+			return error;
+		r->chunk_submit++;
+	}
+	return 0;
 }
 
 int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size_t *out_len)
@@ -845,8 +930,8 @@ int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size
 			return error;
 		cairn_buf_clear(&r->chunk);
 		r->chunk_pos = 0;
-		if ((error = cairn_chunk_fetch(r->repo, r->chunks[r->chunk_next].id,
-		                               r->chunks[r->chunk_next].len, &r->chunk)) < 0)
+		if ((error = reader_prefetch(r)) < 0 ||
+		    (error = cairn_pipeline_consume_one(r->pipe)) < 0)
 			return cairn_error_wrap(error, "restoring %s of backup %s", r->entry.path,
 			                        r->info.name);
 		r->chunk_next++;
@@ -886,6 +971,8 @@ void cairn_backup_reader_free(cairn_backup_reader *r)
 {
 	if (!r)
 		return;
+	cairn_pipeline_free(r->pipe);
+	cairn_buf_free(&r->raw);
 	cairn_objreader_free(r->manifest);
 	cairn_backup_info_free(&r->info);
 	free(r->lookahead);

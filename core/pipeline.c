@@ -13,6 +13,7 @@ enum { JOB_EMPTY = 0, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 struct cairn_pipeline {
 	cairn_repo *repo;
+	cairn_work_fn work_fn;
 	cairn_consume_fn consume;
 	void *arg;
 	int workers;
@@ -47,6 +48,11 @@ static void job_run(cairn_pipeline *p, cairn_job *job)
 	job->error = 0;
 	if (job->kind != CAIRN_JOB_CHUNK)
 		return;
+	if (p->work_fn) {
+		if ((job->error = p->work_fn(repo, job)) < 0)
+			snprintf(job->message, sizeof(job->message), "%s", cairn_error_message());
+		return;
+	}
 	cairn_frame_checksum(&repo->keys, job->data.data, job->data.len, job->id);
 	pthread_rwlock_rdlock(&p->index_lock);
 	job->known = cairn_index_find(&repo->index, job->id) != NULL;
@@ -82,7 +88,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int cairn_pipeline_new(cairn_pipeline **out, cairn_repo *repo, int workers,
+int cairn_pipeline_new(cairn_pipeline **out, cairn_repo *repo, int workers, cairn_work_fn work,
                        cairn_consume_fn consume, void *arg)
 {
 	cairn_pipeline *p;
@@ -92,6 +98,7 @@ int cairn_pipeline_new(cairn_pipeline **out, cairn_repo *repo, int workers,
 	if (!(p = calloc(1, sizeof(*p))))
 		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
 	p->repo = repo;
+	p->work_fn = work;
 	p->consume = consume;
 	p->arg = arg;
 	p->workers = workers < 0 ? 0 : workers;
@@ -178,6 +185,21 @@ int cairn_pipeline_drain(cairn_pipeline *p)
 		if ((error = consume_oldest(p)) < 0)
 			return error;
 	return 0;
+}
+
+size_t cairn_pipeline_pending(const cairn_pipeline *p)
+{
+	return (size_t)(p->tail - p->head);
+}
+
+size_t cairn_pipeline_room(const cairn_pipeline *p)
+{
+	return p->depth - (size_t)(p->tail - p->head);
+}
+
+int cairn_pipeline_consume_one(cairn_pipeline *p)
+{
+	return p->head == p->tail ? 0 : consume_oldest(p);
 }
 
 int cairn_pipeline_index_add(cairn_pipeline *p, const cairn_index_entry *e)

@@ -39,15 +39,26 @@ typedef struct cairn_job {
 
 /* Receives finished jobs in submission order; a negative return stops. */
 typedef int (*cairn_consume_fn)(void *arg, cairn_job *job);
+/*
+ * Work done on a worker thread; NULL selects the backup work (hash, look up,
+ * encode). Returns 0 or a negative code with the message set (it is carried
+ * to the owner's thread).
+ */
+typedef int (*cairn_work_fn)(cairn_repo *repo, cairn_job *job);
 
 typedef struct cairn_pipeline cairn_pipeline;
 
-int cairn_pipeline_new(cairn_pipeline **out, cairn_repo *repo, int workers,
+int cairn_pipeline_new(cairn_pipeline **out, cairn_repo *repo, int workers, cairn_work_fn work,
                        cairn_consume_fn consume, void *arg);
 int cairn_pipeline_submit(cairn_pipeline *p, cairn_job_kind kind, const void *data, size_t len,
                           uint64_t value);
 /* Waits for every submitted job and consumes it. */
 int cairn_pipeline_drain(cairn_pipeline *p);
+/* Jobs submitted and not consumed yet; room left before submit would consume. */
+size_t cairn_pipeline_pending(const cairn_pipeline *p);
+size_t cairn_pipeline_room(const cairn_pipeline *p);
+/* Consumes the oldest job (waiting for it); 0 when none is pending. */
+int cairn_pipeline_consume_one(cairn_pipeline *p);
 /*
  * Adds to the repository index while workers may be reading it; only the
  * consumer calls this.
