@@ -48,7 +48,7 @@ static const cairn_setting redis_settings[] = {
 	 "password (AUTH), overriding the one of redis-url", CAIRN_SETTING_SECRET},
 	{"redis-timeout", CAIRN_SETTING_INT, "60", "CAIRN_REDIS_TIMEOUT",
 	 "seconds a silent server is waited for before giving up", 0},
-	{"redis-chunk-size", CAIRN_SETTING_SIZE, "4K", "CAIRN_REDIS_CHUNK_SIZE",
+	{"redis-chunk-size", CAIRN_SETTING_SIZE, "1K", "CAIRN_REDIS_CHUNK_SIZE",
 	 "average chunk of RDB and AOF data (a power of two): smaller stores less for scattered "
 	 "changes, larger keeps manifests small",
 	 0},
