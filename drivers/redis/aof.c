@@ -667,8 +667,6 @@ static int push_once(const cairn_host *host, cairn_session *session, const char 
 	host->log(CAIRN_LOG_INFO, "aof-push %s: archived %llu new bytes of %zu files (base %s, %zu "
 	                          "incremental files)",
 	          s.dir, (unsigned long long)done_bytes, files, s.base.name, s.incr_count);
-	printf("archived %llu bytes from %s\n", (unsigned long long)done_bytes, s.dir);
-	fflush(stdout);
 done:
 	archive_free(&a);
 	aof_set_free(&s);
@@ -1081,7 +1079,7 @@ done:
  * this chain (the reason logged), so that an older base may be tried.
  */
 static int rebuild_chain(const cairn_host *host, cairn_session *session, const archive *a,
-                         const chain *c, const char *tmpdir, int64_t until)
+                         const chain *c, int superseded, const char *tmpdir, int64_t until)
 {
 	aof_cutter cutter;
 	uint64_t size, closed_size = 0, end;
@@ -1119,6 +1117,18 @@ static int rebuild_chain(const cairn_host *host, cairn_session *session, const a
 			          closed ? ", more were written" : "", c->base.name);
 			return 1;
 		}
+	}
+	/*
+	 * A newer base exists, so the server went on writing into the last
+	 * file of this chain until that rewrite: without its end archived,
+	 * the writes up to the target may be missing.
+	 */
+	if (!cutter.cut && superseded && c->incr_count && (!closed || size != closed_size)) {
+		host->log(CAIRN_LOG_WARN,
+		          "the AOF archive misses the end of %s (aof-push did not run between the "
+		          "last writes to it and the next rewrite)",
+		          c->incr[c->incr_count - 1].name);
+		return 1;
 	}
 	if (!cutter.cut) {
 		if (cutter.last_ts)
@@ -1221,7 +1231,7 @@ int redis_aof_restore_until(const cairn_host *host, cairn_session *session, cons
 			error = redis_syscall_error(host, errno, "create directory", tmpdir);
 			goto done;
 		}
-		error = rebuild_chain(host, session, &a, c, tmpdir, until);
+		error = rebuild_chain(host, session, &a, c, i > 0, tmpdir, until);
 		if (error != 0) {
 			int kept = error;
 
