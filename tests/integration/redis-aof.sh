@@ -122,4 +122,18 @@ start "$TMP/whole" "${AOF_ARGS[@]}"
 is "$(rcli "$REDIS_PORT" debug digest)" "$DIGEST3" "the AOF directory backup restores the state at t3"
 redis_stop
 
+# ---- retention: delete drops the chains no remaining backup needs ---------------
+sleep 1.1
+run cairn redis backup-push
+is "$RC" 0 "an RDB snapshot after the rewrite"
+KEEP=$OUT
+check "delete retain 1 --confirm" cairn redis delete retain 1 --confirm
+is "$(backup_names)" "$KEEP" "only the newest backup remains"
+unlike "$(segments)" 'appendonly\.aof\.1\.' "the chain of the first base is pruned"
+like "$(segments)" 'appendonly\.aof\.2\.base\.rdb/' "the chain of the current base is kept"
+expect_fail -c 3 "--until before the kept base now fails" \
+	cairn redis backup-fetch "$TMP/gone" LATEST --until "$UNTIL"
+check "--until now still restores after the prune" \
+	cairn redis backup-fetch "$TMP/now2" LATEST --until "$(($(date +%s) + 1))"
+
 done_testing
