@@ -264,9 +264,13 @@ static int conn_reply_error(redis_conn *c, const redisReply *r, const char *doin
 	const char *msg = r->str ? r->str : "";
 	int code = CAIRN_ERROR;
 
+	if (strstr(msg, "without any password configured"))
+		return c->host->error(CAIRN_EINVALID,
+		                      "%s has no password set, but cairn was given one (redis-password "
+		                      "or the redis URL)",
+		                      c->target->where);
 	if (strncmp(msg, "NOAUTH", 6) == 0 || strncmp(msg, "WRONGPASS", 9) == 0 ||
-	    strncmp(msg, "NOPERM", 6) == 0 || strstr(msg, "invalid password") ||
-	    strstr(msg, "without any password configured"))
+	    strncmp(msg, "NOPERM", 6) == 0 || strstr(msg, "invalid password"))
 		code = CAIRN_EAUTH;
 	return c->host->error(code, "%s refused %s: %s", c->target->where, doing, msg);
 }
