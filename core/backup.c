@@ -424,6 +424,28 @@ done:
 	return error;
 }
 
+int cairn_backup_writer_entry_chunk_size(cairn_backup_writer *w, size_t avg_size)
+{
+	cairn_chunker_params p;
+	int error;
+
+	if (!w->in_entry || w->entry_size > 0 || w->chunking.fixed)
+		return cairn_error_set(CAIRN_EINVALID,
+		                       "entry_chunk_size must follow entry_begin of a content-defined "
+		                       "entry, before its data");
+	if (avg_size < 256 || avg_size > (16u << 20))
+		return cairn_error_set(CAIRN_EINVALID, "chunk size %zu of %s is not within 256 B..16 MiB",
+		                       avg_size, w->entry.path);
+	p = w->chunking;
+	p.min_size = avg_size / 4;
+	p.avg_size = avg_size;
+	p.max_size = avg_size * 4;
+	if ((error = cairn_chunker_check(&p)) < 0)
+		return error;
+	w->chunking = p;
+	return 0;
+}
+
 int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const char *value)
 {
 	if (!key || !*key || !value)

@@ -129,7 +129,17 @@ int cairn_settings_register(const cairn_setting *list, const char *scope)
 	setting_slot *slot;
 
 	for (s = list; s && s->name; s++) {
-		if (slot_find(s->name))
+		setting_slot *seen = slot_find(s->name);
+
+		/*
+		 * Options that mean the same for every engine (--until, --from-file)
+		 * are declared by each driver that takes them; two plugins share
+		 * the setting when they agree on its type. The first declaration's
+		 * help, default and environment names are kept.
+		 */
+		if (seen && seen->def->type == s->type && strcmp(seen->scope, "core") != 0)
+			continue;
+		if (seen)
 			return cairn_error_set(CAIRN_EINVALID, "setting '%s' of %s is already defined",
 			                       s->name, scope);
 		if (slot_count == SETTINGS_MAX)
