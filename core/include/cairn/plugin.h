@@ -40,8 +40,10 @@ extern "C" {
  * Version 1: drivers, storages, backup writer/reader, settings.
  * Version 2: sessions, log segments, backup listing for drivers, and the
  *            driver slot prune_logs.
+ * Version 3: host->entry_chunk_size (per-entry content-defined chunk size,
+ *            for engines whose snapshot is one big stream).
  */
-#define CAIRN_ABI_VERSION 2u
+#define CAIRN_ABI_VERSION 3u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -85,8 +87,6 @@ typedef enum cairn_setting_type {
  * (--name). `env` is a space-separated list of environment variable names,
  * the first being cairn's own (CAIRN_...); the others are accepted aliases
  * (WAL-G names). Arrays of settings end with an entry whose name is NULL.
- * Plugins may declare the same name with the same type (e.g. "until"): the
- * setting is shared and the first definition's default, env and help win.
  */
 typedef struct cairn_setting {
 	const char *name;
@@ -340,6 +340,18 @@ struct cairn_host {
 	                   int (*cb)(void *arg, const char *name, int64_t end_time,
 	                             const char *const *meta),
 	                   void *arg);
+
+	/* ---- version 3 ---- */
+	/*
+	 * May be called between entry_begin and the first entry_write of a
+	 * CAIRN_CHUNK_CDC entry: cuts this entry around avg_size bytes (a power
+	 * of two, 256 B to 16 MiB; min avg/4, max avg*4) instead of the
+	 * repository's chunk-avg-size. One stream holding a whole dataset (an
+	 * RDB snapshot) changes in many small scattered places, where a file
+	 * tree changes in few files: small chunks keep such a change small.
+	 * Check host->version >= 3 before calling.
+	 */
+	int (*entry_chunk_size)(cairn_backup_writer *w, size_t avg_size);
 };
 
 /*
