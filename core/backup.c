@@ -15,6 +15,8 @@
 volatile int cairn_interrupted;
 
 #define INDEX_FLUSH_PACKS 256
+/* Chunk lists longer than this are stored as list chunks ("l" lines). */
+#define LIST_INLINE_MAX (32u << 10)
 
 typedef struct chunk_ref {
 	uint8_t id[CAIRN_HASH_LEN];
@@ -37,6 +39,7 @@ struct cairn_backup_writer {
 	cairn_chunker_params chunking;
 	cairn_buf pending;     /* bytes not yet cut into chunks */
 	cairn_buf chunk_lines; /* consumer side: chunk lines of the entry being finished */
+	cairn_buf list_lines;  /* "l" lines when those are stored as list chunks */
 	uint64_t entry_size;
 
 	/* current pack */
@@ -282,6 +285,44 @@ static int store_frame(cairn_backup_writer *w, const cairn_job *job, const char 
 }
 
 /*
+ * Stores an entry's chunk lines as content-defined list chunks and puts the
+ * "l" lines naming them into out. Lists of a dataset that barely changed
+ * share most list chunks with the previous backup, so its manifest stays
+ * small however many chunks the entry has.
+ */
+static int store_chunk_list(cairn_backup_writer *w, const cairn_buf *lines, cairn_buf *out)
+{
+	static const cairn_chunker_params list_cut = {0, 0, 4u << 10, 16u << 10, 64u << 10, 0};
+	char hex[CAIRN_HASH_LEN * 2 + 1];
+	cairn_job job;
+	size_t pos = 0, n;
+	int error = 0;
+
+	memset(&job, 0, sizeof(job));
+	while (pos < lines->len && error == 0) {
+		n = cairn_chunker_cut(&list_cut, &w->repo->gear, lines->data + pos, lines->len - pos, 1);
+		/* Each list chunk holds whole lines: move the cut to the end of its line. */
+		while (pos + n < lines->len && lines->data[pos + n - 1] != '\n')
+			n++;
+		job.data.data = lines->data + pos;
+		job.data.len = n;
+		cairn_frame_checksum(&w->repo->keys, job.data.data, n, job.id);
+		cairn_hex_encode(job.id, sizeof(job.id), hex);
+		if (!cairn_index_find(&w->repo->index, job.id)) {
+			cairn_buf_clear(&job.frame);
+			if ((error = cairn_frame_encode(&w->repo->keys, w->repo->codec, w->repo->level, 0,
+			                                job.data.data, n, job.id, &job.frame)) < 0 ||
+			    (error = store_frame(w, &job, hex)) < 0)
+				break;
+		}
+		error = cairn_buf_printf(out, "l %s %zu\n", hex, n);
+		pos += n;
+	}
+	cairn_buf_free(&job.frame);
+	return error;
+}
+
+/*
  * Receives the pipeline's jobs in the order they were submitted: chunks
  * (stored when new) and, after an entry's chunks, a mark holding the
  * entry's manifest line.
@@ -293,9 +334,16 @@ static int writer_consume(void *arg, cairn_job *job)
 	int error;
 
 	if (job->kind == CAIRN_JOB_MARK) {
+		const cairn_buf *refs = &w->chunk_lines;
+
+		if (w->chunk_lines.len > LIST_INLINE_MAX) {
+			cairn_buf_clear(&w->list_lines);
+			if ((error = store_chunk_list(w, &w->chunk_lines, &w->list_lines)) < 0)
+				return error;
+			refs = &w->list_lines;
+		}
 		if ((error = cairn_objwriter_write(w->manifest, job->data.data, job->data.len)) < 0 ||
-		    (error = cairn_objwriter_write(w->manifest, w->chunk_lines.data,
-		                                   w->chunk_lines.len)) < 0)
+		    (error = cairn_objwriter_write(w->manifest, refs->data, refs->len)) < 0)
 			return error;
 		cairn_buf_clear(&w->chunk_lines);
 		w->info.entries++;
@@ -534,6 +582,7 @@ void cairn_backup_writer_free(cairn_backup_writer *w)
 	cairn_backup_info_free(&w->info);
 	cairn_buf_free(&w->pending);
 	cairn_buf_free(&w->chunk_lines);
+	cairn_buf_free(&w->list_lines);
 	cairn_buf_free(&w->pack_trailer);
 	cairn_buf_free(&w->frame);
 	cairn_buf_free(&w->index_text);
@@ -679,6 +728,7 @@ struct cairn_backup_reader {
 	uint64_t entries_read, bytes_total;
 	uint64_t bytes_read; /* for progress */
 	cairn_pipeline *pipe; /* decodes chunks ahead of the driver's reads */
+	uint64_t chunk_sum;   /* bytes of the chunks collected for the entry */
 	size_t chunk_submit;  /* next chunk of the entry to hand to the pipeline */
 	int discarding;
 	cairn_buf raw;
@@ -736,6 +786,27 @@ static int next_line(cairn_backup_reader *r, char **line)
 	if (!(*line = strdup(*line)))
 		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
 	return 1;
+}
+
+static int reader_add_chunk(void *arg, const char *line)
+{
+	cairn_backup_reader *r = arg;
+	int error;
+
+	if (r->chunk_count == r->chunk_cap) {
+		size_t cap = r->chunk_cap ? r->chunk_cap * 2 : 64;
+		chunk_ref *grown = realloc(r->chunks, cap * sizeof(*grown));
+
+		if (!grown)
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		r->chunks = grown;
+		r->chunk_cap = cap;
+	}
+	if ((error = cairn_manifest_chunk_parse(line, r->chunks[r->chunk_count].id,
+	                                        &r->chunks[r->chunk_count].len)) < 0)
+		return error;
+	r->chunk_sum += r->chunks[r->chunk_count++].len;
+	return 0;
 }
 
 static int reader_damaged(cairn_backup_reader *r, int error)
@@ -799,34 +870,29 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 	if ((error = cairn_manifest_entry_parse(r->entry_text, &r->entry)) < 0)
 		return reader_damaged(r, error);
 	/* Collect the entry's chunk list, up to the next non-chunk line. */
-	sum = 0;
+	r->chunk_sum = 0;
 	for (;;) {
+		uint8_t id[CAIRN_HASH_LEN];
+		uint32_t len;
+
 		if ((rc = next_line(r, &line)) < 0)
 			return rc;
 		if (rc == 0)
 			break;
-		if (strncmp(line, "c ", 2) != 0) {
+		if (strncmp(line, "c ", 2) == 0) {
+			error = reader_add_chunk(r, line);
+		} else if (strncmp(line, "l ", 2) == 0) {
+			if ((error = cairn_manifest_list_parse(line, id, &len)) == 0)
+				error = cairn_chunk_list_each(r->repo, id, len, reader_add_chunk, r);
+		} else {
 			r->lookahead = line;
 			break;
 		}
-		if (r->chunk_count == r->chunk_cap) {
-			size_t cap = r->chunk_cap ? r->chunk_cap * 2 : 64;
-			chunk_ref *grown = realloc(r->chunks, cap * sizeof(*grown));
-
-			if (!grown) {
-				free(line);
-				return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-			}
-			r->chunks = grown;
-			r->chunk_cap = cap;
-		}
-		error = cairn_manifest_chunk_parse(line, r->chunks[r->chunk_count].id,
-		                                   &r->chunks[r->chunk_count].len);
 		free(line);
 		if (error < 0)
 			return reader_damaged(r, error);
-		sum += r->chunks[r->chunk_count++].len;
 	}
+	sum = r->chunk_sum;
 	if (sum != r->entry.size)
 		return reader_damaged(r, cairn_error_set(CAIRN_ECORRUPT,
 		                                         "chunks of %s do not add up to its size",
@@ -882,6 +948,31 @@ static int chunk_decode(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint
 		                       e->offset, hex);
 	}
 	return 0;
+}
+
+int cairn_chunk_list_each(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t len,
+                          int (*fn)(void *arg, const char *line), void *arg)
+{
+	cairn_buf text = CAIRN_BUF_INIT;
+	char *p, *nl;
+	int error;
+
+	if ((error = cairn_chunk_fetch(repo, id, len, &text)) < 0 ||
+	    (error = cairn_buf_terminate(&text)) < 0)
+		goto done;
+	/* Writers cut list chunks at line ends (store_chunk_list). */
+	for (p = (char *)text.data; *p; p = nl + 1) {
+		if (!(nl = strchr(p, '\n'))) {
+			error = cairn_error_set(CAIRN_ECORRUPT, "chunk list is not made of whole lines");
+			goto done;
+		}
+		*nl = 0;
+		if ((error = fn(arg, p)) < 0)
+			goto done;
+	}
+done:
+	cairn_buf_free(&text);
+	return error;
 }
 
 int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,

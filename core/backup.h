@@ -53,6 +53,14 @@ const cairn_backup_info *cairn_backup_reader_info(cairn_backup_reader *r);
 int cairn_backup_reader_finish(cairn_backup_reader *r);
 void cairn_backup_reader_free(cairn_backup_reader *r);
 
+/*
+ * Calls fn with every "c" line held by list chunk `id` (an "l" line of a
+ * manifest: long chunk lists are stored as chunks themselves, so an
+ * unchanged list is deduplicated like data).
+ */
+int cairn_chunk_list_each(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t len,
+                          int (*fn)(void *arg, const char *line), void *arg);
+
 /* Fetches and verifies one chunk into out (appending). */
 int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
                       cairn_buf *out);

@@ -142,16 +142,78 @@ static int pack_is_bad(verifier *v, const char *key)
 	return 0;
 }
 
+typedef struct manifest_check {
+	verifier *v;
+	const char *name;
+	int fetch;
+	int problems;
+	cairn_buf chunk;
+} manifest_check;
+
+/* Checks one chunk reference: fetched and verified, or present in a sound pack. */
+static int check_ref(manifest_check *m, const uint8_t id[CAIRN_HASH_LEN], uint32_t len)
+{
+	verifier *v = m->v;
+	char pack_key[96], hex[65];
+	const cairn_index_entry *e;
+
+	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
+	if (m->fetch) {
+		if (cairn_index_find(&v->checked, id))
+			return 0;
+		cairn_buf_clear(&m->chunk);
+		if (cairn_chunk_fetch(v->repo, id, len, &m->chunk) < 0) {
+			report(v, "backup %s: %s", m->name, cairn_error_message());
+			m->problems++;
+			return 0;
+		}
+		idset_add(&v->checked, id);
+		v->stats->chunks++;
+		v->stats->bytes += m->chunk.len;
+		return 0;
+	}
+	if (!(e = cairn_index_find(&v->repo->index, id))) {
+		report(v, "backup %s: chunk %s is in no index", m->name, hex);
+		m->problems++;
+		return 0;
+	}
+	cairn_pack_key(v->repo->index.packs[e->pack], pack_key, sizeof(pack_key));
+	if (pack_is_bad(v, pack_key) && !cairn_index_find(&v->checked, id)) {
+		report(v, "backup %s: chunk %s is in damaged or missing pack %s", m->name, hex,
+		       pack_key);
+		m->problems++;
+	}
+	return 0;
+}
+
+static int check_chunk_line(void *arg, const char *line)
+{
+	manifest_check *m = arg;
+	uint8_t id[CAIRN_HASH_LEN];
+	uint32_t len;
+
+	if (cairn_manifest_chunk_parse(line, id, &len) < 0) {
+		report(m->v, "backup %s: %s", m->name, cairn_error_message());
+		m->problems++;
+		return 0;
+	}
+	return check_ref(m, id, len);
+}
+
 /* Walks a manifest; checks (or, when fetch is set, fetches) every chunk. */
 static int verify_manifest(verifier *v, const char *name, int fetch)
 {
 	cairn_objreader *r;
-	cairn_buf chunk = CAIRN_BUF_INIT;
-	char key[CAIRN_NAME_MAX + 16], *line, pack_key[96], hex[65];
+	manifest_check m;
+	char key[CAIRN_NAME_MAX + 16], *line;
 	uint8_t id[CAIRN_HASH_LEN];
 	uint32_t len;
-	int rc, ended = 0, problems = 0;
+	int rc, ended = 0;
 
+	memset(&m, 0, sizeof(m));
+	m.v = v;
+	m.name = name;
+	m.fetch = fetch;
 	snprintf(key, sizeof(key), "manifests/%s", name);
 	if ((rc = cairn_objreader_open(&r, v->repo, key, CAIRN_OBJ_MANIFEST)) < 0) {
 		report_error(v);
@@ -160,39 +222,19 @@ static int verify_manifest(verifier *v, const char *name, int fetch)
 	while ((rc = cairn_objreader_line(r, &line)) > 0) {
 		if (strncmp(line, "end ", 4) == 0)
 			ended = 1;
-		if (strncmp(line, "c ", 2) != 0)
-			continue;
-		if (cairn_manifest_chunk_parse(line, id, &len) < 0) {
-			report(v, "manifest %s: %s", key, cairn_error_message());
-			problems++;
-			continue;
-		}
-		cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
-		if (fetch) {
-			if (cairn_index_find(&v->checked, id))
-				continue;
-			cairn_buf_clear(&chunk);
-			if (cairn_chunk_fetch(v->repo, id, len, &chunk) < 0) {
-				report(v, "backup %s: %s", name, cairn_error_message());
-				problems++;
+		if (strncmp(line, "c ", 2) == 0) {
+			check_chunk_line(&m, line);
+		} else if (strncmp(line, "l ", 2) == 0) {
+			/* A list chunk: check it, then every chunk it lists. */
+			if (cairn_manifest_list_parse(line, id, &len) < 0) {
+				report(v, "manifest %s: %s", key, cairn_error_message());
+				m.problems++;
 				continue;
 			}
-			idset_add(&v->checked, id);
-			v->stats->chunks++;
-			v->stats->bytes += chunk.len;
-		} else {
-			const cairn_index_entry *e = cairn_index_find(&v->repo->index, id);
-
-			if (!e) {
-				report(v, "backup %s: chunk %s is in no index", name, hex);
-				problems++;
-				continue;
-			}
-			cairn_pack_key(v->repo->index.packs[e->pack], pack_key, sizeof(pack_key));
-			if (pack_is_bad(v, pack_key) && !cairn_index_find(&v->checked, id)) {
-				report(v, "backup %s: chunk %s is in damaged or missing pack %s", name, hex,
-				       pack_key);
-				problems++;
+			check_ref(&m, id, len);
+			if (cairn_chunk_list_each(v->repo, id, len, check_chunk_line, &m) < 0) {
+				report(v, "backup %s: chunk list: %s", name, cairn_error_message());
+				m.problems++;
 			}
 		}
 	}
@@ -202,8 +244,8 @@ static int verify_manifest(verifier *v, const char *name, int fetch)
 		report(v, "manifest %s has no end line", key);
 	v->stats->objects++;
 	cairn_objreader_free(r);
-	cairn_buf_free(&chunk);
-	return rc < 0 || !ended || problems ? CAIRN_ECORRUPT : 0;
+	cairn_buf_free(&m.chunk);
+	return rc < 0 || !ended || m.problems ? CAIRN_ECORRUPT : 0;
 }
 
 static int verify_index_objects(verifier *v)
@@ -425,7 +467,18 @@ done:
 	return error;
 }
 
-/* Adds every chunk of a backup's manifest to the live set. */
+static int mark_line_live(void *arg, const char *line)
+{
+	uint8_t id[CAIRN_HASH_LEN];
+	uint32_t len;
+	int error;
+
+	if ((error = cairn_manifest_chunk_parse(line, id, &len)) < 0)
+		return error;
+	return idset_add(arg, id);
+}
+
+/* Adds every chunk of a backup's manifest (list chunks and what they list) to the live set. */
 static int mark_live(cairn_repo *repo, const char *name, cairn_index *live)
 {
 	cairn_objreader *r;
@@ -440,11 +493,15 @@ static int mark_live(cairn_repo *repo, const char *name, cairn_index *live)
 	while ((rc = cairn_objreader_line(r, &line)) > 0) {
 		if (strncmp(line, "end ", 4) == 0)
 			ended = 1;
-		if (strncmp(line, "c ", 2) != 0)
-			continue;
-		if ((rc = cairn_manifest_chunk_parse(line, id, &len)) < 0 ||
-		    (rc = idset_add(live, id)) < 0)
-			break;
+		if (strncmp(line, "c ", 2) == 0) {
+			if ((rc = mark_line_live(live, line)) < 0)
+				break;
+		} else if (strncmp(line, "l ", 2) == 0) {
+			if ((rc = cairn_manifest_list_parse(line, id, &len)) < 0 ||
+			    (rc = idset_add(live, id)) < 0 ||
+			    (rc = cairn_chunk_list_each(repo, id, len, mark_line_live, live)) < 0)
+				break;
+		}
 	}
 	cairn_objreader_free(r);
 	if (rc == 0 && !ended)
@@ -463,7 +520,14 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 	char key[CAIRN_NAME_MAX + 16], hex[65], new_index[64];
 	int error, wrote_index = 0;
 
-	/* 1. What the remaining backups reference. Any doubt stops the collection. */
+	/* 1. Where chunks are (list chunks are read through it). */
+	cairn_index_free(&repo->index);
+	repo->index_loaded = 0;
+	if ((error = cairn_repo_load_index(repo)) < 0) {
+		cairn_error_wrap(error, "garbage collection stopped, nothing was removed");
+		goto done;
+	}
+	/* 2. What the remaining backups reference. Any doubt stops the collection. */
 	if ((error = keys_list(repo, "catalog/", &catalog)) < 0)
 		goto done;
 	for (i = 0; i < catalog.count; i++) {
@@ -471,13 +535,6 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 			cairn_error_wrap(error, "garbage collection stopped, nothing was removed");
 			goto done;
 		}
-	}
-	/* 2. Where chunks are. */
-	cairn_index_free(&repo->index);
-	repo->index_loaded = 0;
-	if ((error = cairn_repo_load_index(repo)) < 0) {
-		cairn_error_wrap(error, "garbage collection stopped, nothing was removed");
-		goto done;
 	}
 	if (repo->index.pack_count &&
 	    !(live_count = calloc(repo->index.pack_count, sizeof(*live_count)))) {

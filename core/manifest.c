@@ -148,12 +148,12 @@ int cairn_manifest_entry_parse(char *line, cairn_entry *e)
 	return 0;
 }
 
-int cairn_manifest_chunk_parse(const char *line, uint8_t id[CAIRN_HASH_LEN], uint32_t *len)
+static int ref_parse(const char *line, char kind, uint8_t id[CAIRN_HASH_LEN], uint32_t *len)
 {
 	char hex[65], extra;
 	unsigned long n;
 
-	if (strncmp(line, "c ", 2) != 0 || strlen(line) < 68 || line[66] != ' ')
+	if (line[0] != kind || line[1] != ' ' || strlen(line) < 68 || line[66] != ' ')
 		return cairn_error_set(CAIRN_ECORRUPT, "malformed chunk line");
 	memcpy(hex, line + 2, 64);
 	hex[64] = 0;
@@ -162,6 +162,16 @@ int cairn_manifest_chunk_parse(const char *line, uint8_t id[CAIRN_HASH_LEN], uin
 		return cairn_error_set(CAIRN_ECORRUPT, "malformed chunk line");
 	*len = (uint32_t)n;
 	return 0;
+}
+
+int cairn_manifest_chunk_parse(const char *line, uint8_t id[CAIRN_HASH_LEN], uint32_t *len)
+{
+	return ref_parse(line, 'c', id, len);
+}
+
+int cairn_manifest_list_parse(const char *line, uint8_t id[CAIRN_HASH_LEN], uint32_t *len)
+{
+	return ref_parse(line, 'l', id, len);
 }
 
 int cairn_backup_info_meta_set(cairn_backup_info *info, const char *key, const char *value)

@@ -31,6 +31,8 @@ int cairn_manifest_entry_line(cairn_buf *out, const cairn_entry *e, uint64_t siz
 int cairn_manifest_entry_parse(char *line, cairn_entry *e);
 /* Parses a "c ID LEN" line. */
 int cairn_manifest_chunk_parse(const char *line, uint8_t id[CAIRN_HASH_LEN], uint32_t *len);
+/* Parses an "l ID LEN" line: a chunk holding part of an entry's "c" lines. */
+int cairn_manifest_list_parse(const char *line, uint8_t id[CAIRN_HASH_LEN], uint32_t *len);
 
 /* A catalog entry: what backup-list shows without reading manifests. */
 typedef struct cairn_meta {
