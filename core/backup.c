@@ -285,38 +285,45 @@ static int store_frame(cairn_backup_writer *w, const cairn_job *job, const char 
 }
 
 /*
- * Stores an entry's chunk lines as content-defined list chunks and puts the
- * "l" lines naming them into out. Lists of a dataset that barely changed
- * share most list chunks with the previous backup, so its manifest stays
- * small however many chunks the entry has.
+ * Stores an entry's chunk lines as list chunks and puts the "l" lines naming
+ * them into out. A list chunk ends after a line whose chunk id starts with
+ * the hex digit 0 (1 in 16, at least 4 and at most 64 lines): the cut depends
+ * on that line alone, so a changed chunk changes only the list chunk holding
+ * it, and a list that barely changed shares most list chunks with the
+ * previous backup.
  */
 static int store_chunk_list(cairn_backup_writer *w, const cairn_buf *lines, cairn_buf *out)
 {
-	static const cairn_chunker_params list_cut = {0, 0, 4u << 10, 16u << 10, 64u << 10, 0};
 	char hex[CAIRN_HASH_LEN * 2 + 1];
+	const uint8_t *p, *end = lines->data + lines->len, *nl;
 	cairn_job job;
-	size_t pos = 0, n;
+	size_t count;
 	int error = 0;
 
 	memset(&job, 0, sizeof(job));
-	while (pos < lines->len && error == 0) {
-		n = cairn_chunker_cut(&list_cut, &w->repo->gear, lines->data + pos, lines->len - pos, 1);
-		/* Each list chunk holds whole lines: move the cut to the end of its line. */
-		while (pos + n < lines->len && lines->data[pos + n - 1] != '\n')
-			n++;
-		job.data.data = lines->data + pos;
-		job.data.len = n;
-		cairn_frame_checksum(&w->repo->keys, job.data.data, n, job.id);
+	for (p = lines->data; p < end && error == 0; p += job.data.len) {
+		for (nl = p, count = 0; nl < end;) {
+			const uint8_t *line = nl;
+
+			nl = memchr(line, '\n', (size_t)(end - line));
+			nl = nl ? nl + 1 : end;
+			count++;
+			if ((count >= 4 && line[2] == '0') || count == 64)
+				break;
+		}
+		job.data.data = (uint8_t *)p;
+		job.data.len = (size_t)(nl - p);
+		cairn_frame_checksum(&w->repo->keys, job.data.data, job.data.len, job.id);
 		cairn_hex_encode(job.id, sizeof(job.id), hex);
 		if (!cairn_index_find(&w->repo->index, job.id)) {
 			cairn_buf_clear(&job.frame);
 			if ((error = cairn_frame_encode(&w->repo->keys, w->repo->codec, w->repo->level, 0,
-			                                job.data.data, n, job.id, &job.frame)) < 0 ||
+			                                job.data.data, job.data.len, job.id,
+			                                &job.frame)) < 0 ||
 			    (error = store_frame(w, &job, hex)) < 0)
 				break;
 		}
-		error = cairn_buf_printf(out, "l %s %zu\n", hex, n);
-		pos += n;
+		error = cairn_buf_printf(out, "l %s %zu\n", hex, job.data.len);
 	}
 	cairn_buf_free(&job.frame);
 	return error;
