@@ -580,10 +580,8 @@ int cairn_http_perform(cairn_http *http, const cairn_http_request *req, cairn_ht
 			resp->status = 0;
 			error = CAIRN_ENETWORK;
 			if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-				set_error(resp,
-				          "%s %s: TLS verification failed: %s (a private CA is given "
-				          "with the CA file setting)",
-				          req->method, where, why);
+				set_error(resp, "%s %s: TLS verification failed: %s", req->method, where,
+				          why);
 			else
 				set_error(resp, "%s %s: %s", req->method, where, why);
 		} else {

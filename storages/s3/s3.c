@@ -94,6 +94,7 @@ typedef struct s3_storage {
 	int concurrency;
 	int max_attempts;
 	int batch_delete_unsupported; /* atomic: the server answered NotImplemented once */
+	int not_found_is_no_such_key; /* atomic: a HEAD 404 proved to mean NoSuchKey once */
 
 	pthread_mutex_t credentials_lock;
 	s3_credentials credentials;
@@ -357,7 +358,9 @@ static int s3_is_auth_code(const char *code)
 	static const char *const codes[] = {
 	    "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken",
 	    "InvalidToken", "TokenRefreshRequired", "InvalidSecurity", "AllAccessDisabled",
-	    "AccountProblem", NULL};
+	    "AccountProblem",
+	    "XAdminUserNotFound", /* versitygw's answer (with 404) to an unknown access key */
+	    NULL};
 	int i;
 
 	for (i = 0; codes[i]; i++)
@@ -403,7 +406,8 @@ static int s3_response_error(const s3_storage *st, const char *method, const cha
 	         strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
 	         strcmp(code, "InvalidBucketName") == 0 || resp->status == 301)
 		error = CAIRN_EINVALID;
-	else if (resp->status == 404)
+	else if (resp->status == 404 && (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NotFound") == 0 ||
+	                                 strcmp(code, "NoSuchUpload") == 0))
 		error = CAIRN_ENOTFOUND;
 	else if (resp->status == 501 || strcmp(code, "NotImplemented") == 0)
 		error = CAIRN_EUNSUPPORTED;
@@ -723,7 +727,7 @@ static int s3_credentials_resolve(s3_storage *st, char *message, size_t len)
 	opts.max_attempts = 2;
 	opts.retry_base_ms = 200;
 	opts.retry_max_ms = 1000;
-	opts.log = host->log;
+	opts.log = NULL; /* off EC2 nothing answers there: that is no news worth a warning */
 	if (!(st->imds_endpoint = strdup(host->config_get("aws-ec2-metadata-endpoint")
 	                                     ? host->config_get("aws-ec2-metadata-endpoint")
 	                                     : "http://169.254.169.254")))
@@ -937,7 +941,11 @@ static int s3_call_perform(s3_call *c, cairn_http_response *resp, int accept_any
 	req.retryable = s3_retryable;
 	cairn_http_response_free(resp);
 	if ((error = cairn_http_perform(c->st->http, &req, resp)) < 0) {
-		s3_format(message, len, "%s", resp->error[0] ? resp->error : "request failed");
+		s3_format(message, len, "%s%s", resp->error[0] ? resp->error : "request failed",
+		          strstr(resp->error, "TLS verification failed")
+		              ? "; give the certificate authority's PEM file in s3-ca-file "
+		                "(WALG_S3_CA_CERT_FILE)"
+		              : "");
 		return error;
 	}
 	if (accept_any)
@@ -1656,7 +1664,8 @@ static int s3_get(cairn_storage *base, const char *key, uint64_t offset, uint64_
 			s3_report(st, error, message);
 	} else if (resp.status == 416) {
 		error = 0; /* a range past the end: nothing there to deliver */
-	} else if (resp.status == 404 && !strstr(resp.body ? resp.body : "", "NoSuchBucket")) {
+	} else if (resp.status == 404 && (!resp.body_len ||
+	                                  strstr(resp.body, "<Code>NoSuchKey</Code>"))) {
 		error = CAIRN_ENOTFOUND;
 	} else if (resp.status < 200 || resp.status >= 300) {
 		error = s3_report(st, s3_response_error(st, "GET", c.url, &resp, message,
@@ -1702,9 +1711,7 @@ static int s3_head(s3_storage *st, const char *object_key, cairn_stat *out, char
 	c.query = "";
 	if ((error = s3_call_perform(&c, &resp, 1, message, len)) < 0)
 		goto done;
-	if (resp.status == 404) {
-		error = CAIRN_ENOTFOUND;
-	} else if (resp.status >= 200 && resp.status < 300) {
+	if (resp.status >= 200 && resp.status < 300) {
 		v = cairn_http_headers_get(&resp.headers, "Content-Length");
 		out->size = v ? strtoull(v, NULL, 10) : 0;
 		out->mtime_sec = s3_parse_http_date(cairn_http_headers_get(&resp.headers, "Last-Modified"));
@@ -1712,21 +1719,38 @@ static int s3_head(s3_storage *st, const char *object_key, cairn_stat *out, char
 			v = cairn_http_headers_get(&resp.headers, "ETag");
 			snprintf(etag, etag_len, "%s", v ? v : "");
 		}
+	} else if (resp.status == 404 && __atomic_load_n(&st->not_found_is_no_such_key, __ATOMIC_RELAXED)) {
+		error = CAIRN_ENOTFOUND;
 	} else {
+		/*
+		 * A HEAD answer has no body to say why. A one-byte GET learns the
+		 * server's code: for a refusal, and for the first 404, which may
+		 * be NoSuchKey, NoSuchBucket, or a server (versitygw) answering an
+		 * unknown access key with 404. Once a 404 proved to be NoSuchKey,
+		 * later ones are believed.
+		 */
 		s3_call get;
-		char again[S3_MESSAGE_MAX];
+		char again[S3_MESSAGE_MAX], code[64];
+		long head_status = resp.status;
 
-		error = s3_response_error(st, "HEAD", c.url, &resp, message, len);
+		error = head_status == 404 ? CAIRN_ENOTFOUND
+		                           : s3_response_error(st, "HEAD", c.url, &resp, message, len);
 		memset(&get, 0, sizeof(get));
 		get.st = st;
 		get.method = "GET";
 		get.key = object_key;
 		get.query = "";
 		snprintf(get.range, sizeof(get.range), "bytes=0-0");
-		if ((resp.status == 400 || resp.status == 403) &&
-		    s3_call_perform(&get, &resp, 1, again, sizeof(again)) == 0 &&
-		    (resp.status < 200 || resp.status >= 300) && resp.body_len)
-			error = s3_response_error(st, "HEAD", c.url, &resp, message, len);
+		if (s3_call_perform(&get, &resp, 1, again, sizeof(again)) == 0 &&
+		    (resp.status < 200 || resp.status >= 300) && resp.body_len) {
+			xml_get(resp.body, resp.body_len, "Code", code, sizeof(code));
+			if (resp.status == 404 && strcmp(code, "NoSuchKey") == 0) {
+				__atomic_store_n(&st->not_found_is_no_such_key, 1, __ATOMIC_RELAXED);
+				error = CAIRN_ENOTFOUND;
+			} else if (resp.status != 416) {
+				error = s3_response_error(st, "HEAD", c.url, &resp, message, len);
+			}
+		}
 		s3_call_free(&get);
 	}
 done:
