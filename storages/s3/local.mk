@@ -20,4 +20,12 @@ UNIT_TESTS += tests/unit/test_sigv4
 tests_unit_test_sigv4_SOURCES = tests/unit/test_sigv4.c storages/s3/sigv4.c storages/s3/sigv4.h
 tests_unit_test_sigv4_CFLAGS = $(AM_CFLAGS) $(CRYPTO_CFLAGS)
 tests_unit_test_sigv4_LDADD = $(CRYPTO_LIBS)
+
+# Against versitygw, started by tests/lib/s3.sh.
+INTEGRATION_TESTS += \
+	tests/integration/s3-contract.sh \
+	tests/integration/s3-storage.sh \
+	tests/integration/s3-settings.sh \
+	tests/integration/s3-backup.sh \
+	tests/integration/s3-faults.sh
 endif

@@ -63,6 +63,8 @@
 /* Instance-metadata credentials are renewed this long before they expire. */
 #define S3_CREDENTIALS_REFRESH_BEFORE 300
 #define S3_MESSAGE_MAX 1024
+/* Attempts at least of an AbortMultipartUpload (see s3_multipart_abort). */
+#define S3_ABORT_ATTEMPTS_MIN 16
 #define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"
 
 #define S3_CAPS (CAIRN_STORAGE_CAP_ATOMIC_PUT | CAIRN_STORAGE_CAP_RANGE_GET | \
@@ -792,6 +794,7 @@ typedef struct s3_call {
 	void (*on_attempt)(struct s3_call *c, int attempt);
 	void *on_attempt_arg;
 	int *cancel;           /* non-zero (atomic): stop before the next attempt */
+	int min_attempts;      /* see cairn_http_request */
 	cairn_sink_fn sink;
 	void *sink_arg;
 	size_t body_max;
@@ -939,6 +942,7 @@ static int s3_call_perform(s3_call *c, cairn_http_response *resp, int accept_any
 	req.sink_arg = c->sink_arg;
 	req.body_max = c->body_max;
 	req.retryable = s3_retryable;
+	req.min_attempts = c->min_attempts;
 	cairn_http_response_free(resp);
 	if ((error = cairn_http_perform(c->st->http, &req, resp)) < 0) {
 		s3_format(message, len, "%s%s", resp->error[0] ? resp->error : "request failed",
@@ -1120,8 +1124,11 @@ static void *s3_part_worker(void *arg)
 	cairn_upload *up = job->up;
 
 	job->error = s3_upload_part(up, job);
-	if (job->error < 0 && job->error != CAIRN_ECANCELED)
+	if (job->error < 0 && job->error != CAIRN_ECANCELED) {
+		up->st->host->log(CAIRN_LOG_WARN, "s3: part %d of %s failed: %s", job->number, up->key,
+		                  job->message);
 		s3_upload_fail(up, job->error, job->message);
+	}
 	pthread_mutex_lock(&up->lock);
 	job->state = S3_JOB_FINISHED;
 	pthread_cond_broadcast(&up->finished);
@@ -1230,6 +1237,9 @@ static void s3_multipart_abort(cairn_upload *up)
 	c.method = "DELETE";
 	c.key = up->key;
 	c.query = query;
+	/* Parts left behind cost money and nobody sees them: try harder than usual. */
+	c.min_attempts = up->st->max_attempts * 2 > S3_ABORT_ATTEMPTS_MIN ? up->st->max_attempts * 2
+	                                                                   : S3_ABORT_ATTEMPTS_MIN;
 	error = s3_call_perform(&c, &resp, 1, message, sizeof(message));
 	if (error == 0 && (resp.status < 200 || resp.status >= 300) && resp.status != 404)
 		error = s3_response_error(up->st, "DELETE", c.url, &resp, message, sizeof(message));

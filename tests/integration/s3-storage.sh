@@ -102,5 +102,10 @@ is "$OUT" "$(printf 'many/b/other\t1')" "... the good key is still there"
 # ---- no multipart upload left behind by any of this ----
 run s3_multipart_uploads
 is "$OUT" "" "no unfinished multipart upload in the bucket"
+# ... and the check sees one when there is one.
+id=$(s3_api POST "/$S3_BUCKET/storage/test/unfinished?uploads=" | grep -o '<UploadId>[^<]*' | cut -d'>' -f2)
+run s3_multipart_uploads
+is "$OUT" "storage/test/unfinished" "an unfinished multipart upload is seen by the check"
+s3_api DELETE "/$S3_BUCKET/storage/test/unfinished?uploadId=$id" >/dev/null
 
 done_testing

@@ -91,6 +91,12 @@ s3_api() {
 }
 
 s3_multipart_uploads() {
-	s3_api GET "/$S3_BUCKET?uploads=" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'
-	return "${PIPESTATUS[0]}"
+	local body
+	body=$(s3_api GET "/$S3_BUCKET?uploads=") || return 1
+	if [[ $body != *"<ListMultipartUploadsResult"* ]]; then
+		echo "ListMultipartUploads failed: ${body:0:300}"
+		return 1
+	fi
+	grep -o '<Key>[^<]*</Key>' <<<"$body" | sed 's/<[^>]*>//g'
+	return 0
 }
