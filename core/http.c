@@ -506,6 +506,7 @@ int cairn_http_perform(cairn_http *http, const cairn_http_request *req, cairn_ht
 	char where[512], errbuf[CURL_ERROR_SIZE], why[CURL_ERROR_SIZE + 64];
 	CURL *h = NULL;
 	int error = 0, attempt;
+	int max_attempts = req->min_attempts > o->max_attempts ? req->min_attempts : o->max_attempts;
 
 	cairn_http_display_url(req->url, where, sizeof(where));
 	if (!(h = handle_acquire(http))) {
@@ -595,7 +596,7 @@ int cairn_http_perform(cairn_http *http, const cairn_http_request *req, cairn_ht
 		}
 		if (!transient)
 			break;
-		if (attempt >= o->max_attempts) {
+		if (attempt >= max_attempts) {
 			if (error < 0)
 				set_error(resp, "%s %s: %s (gave up after %d attempt%s)", req->method,
 				          where, why, attempt, attempt == 1 ? "" : "s");
@@ -608,7 +609,7 @@ int cairn_http_perform(cairn_http *http, const cairn_http_request *req, cairn_ht
 
 			if (o->log)
 				o->log(CAIRN_LOG_WARN, "%s: %s %s: %s; retry %d of %d in %ld ms", o->name,
-				       req->method, where, why, attempt, o->max_attempts - 1, ms);
+				       req->method, where, why, attempt, max_attempts - 1, ms);
 			sleep_ms(ms);
 		}
 	}

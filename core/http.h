@@ -92,9 +92,19 @@ typedef struct cairn_http_request {
 	void *sink_arg;
 	size_t body_max;
 
-	/* May provide: whether a final non-2xx response should be retried. */
+	/*
+	 * May provide: whether a final response should be retried beyond the
+	 * transient statuses (the body is there when it was collected).
+	 */
 	int (*retryable)(void *arg, long status, const char *body, size_t len);
 	void *retryable_arg;
+
+	/*
+	 * Attempts at least, whatever the client's budget (0: the client's).
+	 * For requests whose failure leaves something behind, such as the
+	 * abort of a multipart upload.
+	 */
+	int min_attempts;
 } cairn_http_request;
 
 typedef struct cairn_http_response {
