@@ -29,6 +29,7 @@
 #include "session.h"
 #include "settings.h"
 #include "storage.h"
+#include "text.h"
 
 enum {
 	EXIT_OK = 0,
@@ -132,22 +133,6 @@ static int usage_error(const char *fmt, ...)
 
 /* ---- JSON output ---- */
 
-static void json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
 static void json_info(FILE *out, const cairn_backup_info *b)
 {
 	char start[32], end[32];
@@ -156,11 +141,11 @@ static void json_info(FILE *out, const cairn_backup_info *b)
 	cairn_format_time(b->start_time, start, sizeof(start));
 	cairn_format_time(b->end_time, end, sizeof(end));
 	fputs("{\"name\":", out);
-	json_str(out, b->name);
+	cairn_json_string(out, b->name);
 	fputs(",\"engine\":", out);
-	json_str(out, b->engine);
+	cairn_json_string(out, b->engine);
 	fputs(",\"source\":", out);
-	json_str(out, cairn_backup_info_meta(b, "source"));
+	cairn_json_string(out, cairn_backup_info_meta(b, "source"));
 	fprintf(out,
 	        ",\"start_time\":\"%s\",\"end_time\":\"%s\",\"size\":%" PRIu64
 	        ",\"stored_size\":%" PRIu64 ",\"entries\":%" PRIu64 ",\"chunks\":%" PRIu64
@@ -169,24 +154,11 @@ static void json_info(FILE *out, const cairn_backup_info *b)
 	for (i = 0; i < b->meta_count; i++) {
 		if (i)
 			fputc(',', out);
-		json_str(out, b->meta[i].key);
+		cairn_json_string(out, b->meta[i].key);
 		fputc(':', out);
-		json_str(out, b->meta[i].value);
+		cairn_json_string(out, b->meta[i].value);
 	}
 	fputs("}}", out);
-}
-
-static void human_size(uint64_t n, char *out, size_t len)
-{
-	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
 /* ---- commands ---- */
@@ -235,8 +207,8 @@ static int cmd_backup_push(cli *c)
 	}
 	if ((error = cairn_backup_writer_commit(w, &info)) < 0)
 		goto done;
-	human_size(info.size, size, sizeof(size));
-	human_size(info.stored_size, stored, sizeof(stored));
+	cairn_human_size(info.size, size, sizeof(size));
+	cairn_human_size(info.stored_size, stored, sizeof(stored));
 	cairn_log(CAIRN_LOG_INFO, "backup %s: %" PRIu64 " entries, %s, %s stored", info.name,
 	          info.entries, size, stored);
 	printf("%s\n", info.name);
@@ -316,8 +288,8 @@ static int cmd_backup_list(cli *c)
 			const char *src = cairn_backup_info_meta(&infos[i], "source");
 
 			cairn_format_time(infos[i].end_time, end, sizeof(end));
-			human_size(infos[i].size, size, sizeof(size));
-			human_size(infos[i].stored_size, stored, sizeof(stored));
+			cairn_human_size(infos[i].size, size, sizeof(size));
+			cairn_human_size(infos[i].stored_size, stored, sizeof(stored));
 			printf("%-34s %-8s %-20s %10s %10s  %s\n", infos[i].name, infos[i].engine, end,
 			       size, stored, src ? src : "-");
 		}
@@ -356,9 +328,9 @@ static int cmd_backup_show(cli *c)
 	printf("started:     %s\n", t);
 	cairn_format_time(info.end_time, t, sizeof(t));
 	printf("finished:    %s\n", t);
-	human_size(info.size, size, sizeof(size));
+	cairn_human_size(info.size, size, sizeof(size));
 	printf("size:        %s (%" PRIu64 " bytes)\n", size, info.size);
-	human_size(info.stored_size, size, sizeof(size));
+	cairn_human_size(info.stored_size, size, sizeof(size));
 	printf("stored:      %s (%" PRIu64 " bytes new in the repository)\n", size, info.stored_size);
 	printf("entries:     %" PRIu64 "\nchunks:      %" PRIu64 "\n", info.entries, info.chunks);
 	for (i = 0; i < info.meta_count; i++)
@@ -391,7 +363,7 @@ static int cmd_verify(cli *c)
 		goto done;
 	error = cairn_verify(repo, c->argc ? name : NULL, print_problem, NULL, &stats);
 	if (error == 0) {
-		human_size(stats.bytes, bytes, sizeof(bytes));
+		cairn_human_size(stats.bytes, bytes, sizeof(bytes));
 		printf("verified %s: %" PRIu64 " objects, %" PRIu64 " chunks, %s, no problems\n",
 		       c->argc ? name : "repository", stats.objects, stats.chunks, bytes);
 	}
@@ -462,7 +434,7 @@ static int cmd_delete(cli *c)
 		goto done;
 	for (i = 0; i < count; i++)
 		printf("deleted %s\n", names[i]);
-	human_size(stats.bytes_freed, freed, sizeof(freed));
+	cairn_human_size(stats.bytes_freed, freed, sizeof(freed));
 	printf("deleted %" PRIu64 " backup%s, removed %" PRIu64 " pack%s, freed %s\n",
 	       stats.backups_deleted, stats.backups_deleted == 1 ? "" : "s", stats.packs_deleted,
 	       stats.packs_deleted == 1 ? "" : "s", freed);

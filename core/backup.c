@@ -60,35 +60,72 @@ static int check_interrupt(void)
 	return 0;
 }
 
+/* The -N suffix of a backup name, 1 without one. */
+static unsigned long name_suffix(const char *name, size_t *base_len)
+{
+	const char *dash = strrchr(name, '-');
+	const char *p;
+
+	*base_len = strlen(name);
+	if (!dash || !dash[1] || dash - name < 17)
+		return 1;
+	for (p = dash + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 1;
+	*base_len = (size_t)(dash - name);
+	return strtoul(dash + 1, NULL, 10);
+}
+
+typedef struct suffix_scan {
+	size_t skip;
+	const char *base;
+	unsigned long max;
+} suffix_scan;
+
+static int suffix_seen(void *arg, const char *key, uint64_t size)
+{
+	suffix_scan *scan = arg;
+	const char *name = key + scan->skip;
+	size_t base_len;
+	unsigned long n = name_suffix(name, &base_len);
+
+	(void)size;
+	if (base_len == strlen(scan->base) && strncmp(name, scan->base, base_len) == 0 &&
+	    n > scan->max)
+		scan->max = n;
+	return 0;
+}
+
+/*
+ * <engine>-<UTC stamp>, with -N after the highest suffix ever used in that
+ * second (deleted names included, as far as manifests remain), so names of
+ * one second sort in the order the backups were taken.
+ */
 static int unique_name(cairn_repo *repo, const char *engine, char *out, size_t len)
 {
-	char stamp[32], key[CAIRN_NAME_MAX + 16];
+	char stamp[32], base[96], prefix[CAIRN_NAME_MAX + 16];
+	static const char *const dirs[] = {"catalog/", "manifests/"};
 	time_t now = time(NULL);
 	struct tm tm;
-	cairn_stat st;
-	int n, error;
+	suffix_scan scan;
+	int i, error;
 
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	for (n = 1; n < 1000; n++) {
-		if (n == 1)
-			snprintf(out, len, "%s-%s", engine, stamp);
-		else
-			snprintf(out, len, "%s-%s-%d", engine, stamp, n);
-		snprintf(key, sizeof(key), "manifests/%s", out);
-		error = cairn_store_stat(repo->store, key, &st);
-		if (error == CAIRN_ENOTFOUND) {
-			snprintf(key, sizeof(key), "catalog/%s", out);
-			error = cairn_store_stat(repo->store, key, &st);
-			if (error == CAIRN_ENOTFOUND) {
-				cairn_error_clear();
-				return 0;
-			}
-		}
-		if (error < 0)
+	snprintf(base, sizeof(base), "%s-%s", engine, stamp);
+	scan.base = base;
+	scan.max = 0;
+	for (i = 0; i < 2; i++) {
+		snprintf(prefix, sizeof(prefix), "%s%s", dirs[i], base);
+		scan.skip = strlen(dirs[i]);
+		if ((error = cairn_store_list(repo->store, prefix, suffix_seen, &scan)) < 0)
 			return error;
 	}
-	return cairn_error_set(CAIRN_EEXISTS, "too many backups named %s-%s", engine, stamp);
+	if (scan.max == 0)
+		snprintf(out, len, "%s", base);
+	else
+		snprintf(out, len, "%s-%lu", base, scan.max + 1);
+	return 0;
 }
 
 int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const char *engine)
@@ -491,58 +528,41 @@ done:
 	return error;
 }
 
-typedef struct name_list {
-	char **names;
-	size_t count, cap;
-} name_list;
-
-static int collect_name(void *arg, const char *key, uint64_t size)
-{
-	name_list *l = arg;
-	char **grown;
-
-	(void)size;
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-
-		if (!(grown = realloc(l->names, cap * sizeof(*grown))))
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		l->names = grown;
-		l->cap = cap;
-	}
-	if (!(l->names[l->count] = strdup(key + strlen("catalog/"))))
-		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-	l->count++;
-	return 0;
-}
-
 static int info_cmp(const void *a, const void *b)
 {
 	const cairn_backup_info *x = a, *y = b;
+	size_t xl, yl;
+	unsigned long xn, yn;
+	int c;
 
 	if (x->end_time != y->end_time)
 		return x->end_time < y->end_time ? -1 : 1;
-	return strcmp(x->name, y->name);
+	xn = name_suffix(x->name, &xl);
+	yn = name_suffix(y->name, &yl);
+	if ((c = strncmp(x->name, y->name, xl < yl ? xl : yl)) != 0 || xl != yl)
+		return c ? c : (xl < yl ? -1 : 1);
+	return xn < yn ? -1 : xn > yn;
 }
 
 int cairn_backup_list(cairn_repo *repo, const char *engine, cairn_backup_info **out,
                       size_t *count)
 {
-	name_list names = {0};
+	cairn_keylist names = {0};
 	cairn_backup_info *infos = NULL;
 	size_t i, n = 0;
 	int error;
 
 	*out = NULL;
 	*count = 0;
-	if ((error = cairn_store_list(repo->store, "catalog/", collect_name, &names)) < 0)
+	if ((error = cairn_store_list_keys(repo->store, "catalog/", &names)) < 0)
 		goto done;
 	if (names.count && !(infos = calloc(names.count, sizeof(*infos)))) {
 		error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
 		goto done;
 	}
 	for (i = 0; i < names.count; i++) {
-		if ((error = cairn_backup_info_load(repo, names.names[i], &infos[n])) < 0)
+		if ((error = cairn_backup_info_load(repo, names.keys[i] + strlen("catalog/"),
+		                                    &infos[n])) < 0)
 			goto done;
 		if (engine && strcmp(infos[n].engine, engine) != 0) {
 			cairn_backup_info_free(&infos[n]);
@@ -561,9 +581,7 @@ done:
 			cairn_backup_info_free(&infos[i]);
 		free(infos);
 	}
-	for (i = 0; i < names.count; i++)
-		free(names.names[i]);
-	free(names.names);
+	cairn_keylist_free(&names);
 	return error;
 }
 
@@ -608,6 +626,7 @@ struct cairn_backup_reader {
 	cairn_buf chunk;
 	size_t chunk_pos;
 	uint64_t entries_read, bytes_total;
+	uint64_t bytes_read; /* for progress */
 };
 
 int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const char *name)
@@ -809,6 +828,8 @@ int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size
 	memcpy(buf, r->chunk.data + r->chunk_pos, n);
 	r->chunk_pos += n;
 	*out_len = n;
+	r->bytes_read += n;
+	cairn_progress_update(r->bytes_read, r->info.size);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* log.c - logging and progress (see log.h). */
 #include "log.h"
+#include "text.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -54,19 +55,6 @@ void cairn_progress_enable(int on)
 	progress_on = on && isatty(STDERR_FILENO);
 }
 
-static void human(uint64_t n, char *out, size_t len)
-{
-	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
-
 void cairn_progress_update(uint64_t done, uint64_t total)
 {
 	struct timespec now;
@@ -81,9 +69,9 @@ void cairn_progress_update(uint64_t done, uint64_t total)
 		return;
 	pthread_mutex_lock(&log_lock);
 	progress_last = now;
-	human(done, a, sizeof(a));
+	cairn_human_size(done, a, sizeof(a));
 	if (total) {
-		human(total, b, sizeof(b));
+		cairn_human_size(total, b, sizeof(b));
 		fprintf(stderr, "\r\033[K%s of %s (%d%%)", a, b, (int)(done * 100 / total));
 	} else {
 		fprintf(stderr, "\r\033[K%s", a);

@@ -10,49 +10,9 @@
 #include "error.h"
 #include "log.h"
 
-typedef struct keys {
-	char **v;
-	uint64_t *size;
-	size_t count, cap;
-} keys;
-
-static int keys_add(void *arg, const char *key, uint64_t size)
+static int keys_list(cairn_repo *repo, const char *prefix, cairn_keylist *out)
 {
-	keys *k = arg;
-
-	if (k->count == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 64;
-		char **v = realloc(k->v, cap * sizeof(*v));
-		uint64_t *s;
-
-		if (!v)
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		k->v = v;
-		if (!(s = realloc(k->size, cap * sizeof(*s))))
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		k->size = s;
-		k->cap = cap;
-	}
-	if (!(k->v[k->count] = strdup(key)))
-		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-	k->size[k->count++] = size;
-	return 0;
-}
-
-static void keys_free(keys *k)
-{
-	size_t i;
-
-	for (i = 0; i < k->count; i++)
-		free(k->v[i]);
-	free(k->v);
-	free(k->size);
-	memset(k, 0, sizeof(*k));
-}
-
-static int keys_list(cairn_repo *repo, const char *prefix, keys *out)
-{
-	return cairn_store_list(repo->store, prefix, keys_add, out);
+	return cairn_store_list_keys(repo->store, prefix, out);
 }
 
 /* A set of chunk ids, on the index's hash table. */
@@ -248,7 +208,7 @@ static int verify_manifest(verifier *v, const char *name, int fetch)
 
 static int verify_index_objects(verifier *v)
 {
-	keys idx = {0};
+	cairn_keylist idx = {0};
 	cairn_buf text = CAIRN_BUF_INIT;
 	size_t i;
 	int error;
@@ -258,22 +218,22 @@ static int verify_index_objects(verifier *v)
 	for (i = 0; i < idx.count; i++) {
 		cairn_buf_clear(&text);
 		v->stats->objects++;
-		if (cairn_repo_get_object(v->repo, idx.v[i], CAIRN_OBJ_INDEX, &text) < 0) {
+		if (cairn_repo_get_object(v->repo, idx.keys[i], CAIRN_OBJ_INDEX, &text) < 0) {
 			report_error(v);
 			continue;
 		}
 		if (cairn_index_parse(&v->repo->index, (const char *)text.data, text.len) < 0)
-			report(v, "index %s: %s", idx.v[i], cairn_error_message());
+			report(v, "index %s: %s", idx.keys[i], cairn_error_message());
 	}
 	v->repo->index_loaded = 1;
-	keys_free(&idx);
+	cairn_keylist_free(&idx);
 	cairn_buf_free(&text);
 	return 0;
 }
 
 static int verify_all(verifier *v)
 {
-	keys k = {0};
+	cairn_keylist k = {0};
 	size_t i;
 	int error;
 	cairn_backup_info info;
@@ -284,8 +244,8 @@ static int verify_all(verifier *v)
 	if ((error = keys_list(v->repo, "keys/", &k)) < 0)
 		goto done;
 	for (i = 0; i < k.count; i++)
-		verify_object(v, k.v[i], CAIRN_OBJ_KEY);
-	keys_free(&k);
+		verify_object(v, k.keys[i], CAIRN_OBJ_KEY);
+	cairn_keylist_free(&k);
 
 	cairn_index_free(&v->repo->index);
 	v->repo->index_loaded = 0;
@@ -299,8 +259,8 @@ static int verify_all(verifier *v)
 			error = cairn_error_set(CAIRN_ECANCELED, "interrupted");
 			goto done;
 		}
-		if (verify_pack(v, k.v[i]) < 0)
-			mark_bad_pack(v, k.v[i]);
+		if (verify_pack(v, k.keys[i]) < 0)
+			mark_bad_pack(v, k.keys[i]);
 		cairn_progress_update(i + 1, k.count);
 	}
 	cairn_progress_end();
@@ -311,18 +271,18 @@ static int verify_all(verifier *v)
 
 		cairn_pack_key(v->repo->index.packs[i], key, sizeof(key));
 		for (j = 0; j < k.count && !found; j++)
-			found = strcmp(k.v[j], key) == 0;
+			found = strcmp(k.keys[j], key) == 0;
 		if (!found) {
 			report(v, "pack %s is listed in an index but missing", key);
 			mark_bad_pack(v, key);
 		}
 	}
-	keys_free(&k);
+	cairn_keylist_free(&k);
 
 	if ((error = keys_list(v->repo, "catalog/", &k)) < 0)
 		goto done;
 	for (i = 0; i < k.count; i++) {
-		const char *name = k.v[i] + strlen("catalog/");
+		const char *name = k.keys[i] + strlen("catalog/");
 
 		v->stats->objects++;
 		if (cairn_backup_info_load(v->repo, name, &info) < 0) {
@@ -336,20 +296,20 @@ static int verify_all(verifier *v)
 			cairn_error_clear();
 		}
 	}
-	keys_free(&k);
+	cairn_keylist_free(&k);
 
 	if ((error = keys_list(v->repo, "manifests/", &k)) < 0)
 		goto done;
 	for (i = 0; i < k.count; i++)
-		verify_manifest(v, k.v[i] + strlen("manifests/"), 0);
-	keys_free(&k);
+		verify_manifest(v, k.keys[i] + strlen("manifests/"), 0);
+	cairn_keylist_free(&k);
 
 	if ((error = keys_list(v->repo, "logs/", &k)) < 0)
 		goto done;
 	for (i = 0; i < k.count; i++)
-		verify_object(v, k.v[i], CAIRN_OBJ_LOG);
+		verify_object(v, k.keys[i], CAIRN_OBJ_LOG);
 done:
-	keys_free(&k);
+	cairn_keylist_free(&k);
 	return error;
 }
 
@@ -420,6 +380,14 @@ int cairn_delete_select(cairn_repo *repo, const char *engine, cairn_delete_mode 
 			}
 		}
 		if (!found) {
+			if (cairn_parse_time(target, &before) < 0 && cairn_backup_name_valid(target)) {
+				error = cairn_error_set(CAIRN_ENOTFOUND,
+				                        "backup %s not found in repository %s (nor is it a time)",
+				                        target, repo->store->display_url);
+				cairn_error_hint("'cairn backup-list' shows the backups; times look like "
+				                 "2026-11-26T18:30:00Z");
+				goto done;
+			}
 			if (cairn_parse_time(target, &before) < 0) {
 				error = cairn_error_set(CAIRN_EINVALID,
 				                        "'%s' is neither a backup of this repository nor a time",
@@ -486,7 +454,7 @@ static int mark_live(cairn_repo *repo, const char *name, cairn_index *live)
 
 static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 {
-	keys catalog = {0}, manifests = {0}, packs = {0}, indexes = {0};
+	cairn_keylist catalog = {0}, manifests = {0}, packs = {0}, indexes = {0};
 	cairn_index live = {0};
 	cairn_buf text = CAIRN_BUF_INIT;
 	uint32_t *live_count = NULL;
@@ -499,7 +467,7 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 	if ((error = keys_list(repo, "catalog/", &catalog)) < 0)
 		goto done;
 	for (i = 0; i < catalog.count; i++) {
-		if ((error = mark_live(repo, catalog.v[i] + strlen("catalog/"), &live)) < 0) {
+		if ((error = mark_live(repo, catalog.keys[i] + strlen("catalog/"), &live)) < 0) {
 			cairn_error_wrap(error, "garbage collection stopped, nothing was removed");
 			goto done;
 		}
@@ -569,23 +537,23 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 		goto done;
 	}
 	for (i = 0; i < indexes.count; i++)
-		if (!wrote_index || strcmp(indexes.v[i], new_index) != 0)
-			doomed[ndoomed++] = indexes.v[i];
+		if (!wrote_index || strcmp(indexes.keys[i], new_index) != 0)
+			doomed[ndoomed++] = indexes.keys[i];
 	if ((error = cairn_store_remove(repo->store, doomed, ndoomed)) < 0)
 		goto done;
 	ndoomed = 0;
 	for (i = 0; i < packs.count; i++) {
-		const char *id = strrchr(packs.v[i], '/');
+		const char *id = strrchr(packs.keys[i], '/');
 		int keep = 0;
 
-		id = id ? id + 1 : packs.v[i];
+		id = id ? id + 1 : packs.keys[i];
 		for (p = 0; p < repo->index.pack_count && !keep; p++)
 			keep = live_count[p] && strcmp(repo->index.packs[p], id) == 0;
 		if (keep)
 			continue;
-		doomed[ndoomed++] = packs.v[i];
+		doomed[ndoomed++] = packs.keys[i];
 		stats->packs_deleted++;
-		stats->bytes_freed += packs.size[i];
+		stats->bytes_freed += packs.sizes[i];
 	}
 	if ((error = cairn_store_remove(repo->store, doomed, ndoomed)) < 0)
 		goto done;
@@ -595,13 +563,13 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 	for (i = 0; i < manifests.count; i++) {
 		cairn_stat st;
 
-		snprintf(key, sizeof(key), "catalog/%s", manifests.v[i] + strlen("manifests/"));
+		snprintf(key, sizeof(key), "catalog/%s", manifests.keys[i] + strlen("manifests/"));
 		error = cairn_store_stat(repo->store, key, &st);
 		if (error == CAIRN_ENOTFOUND) {
-			const char *k = manifests.v[i];
+			const char *k = manifests.keys[i];
 
 			cairn_error_clear();
-			stats->bytes_freed += manifests.size[i];
+			stats->bytes_freed += manifests.sizes[i];
 			if ((error = cairn_store_remove(repo->store, &k, 1)) < 0)
 				goto done;
 		} else if (error < 0) {
@@ -613,10 +581,10 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 	cairn_index_free(&repo->index);
 	repo->index_loaded = 0;
 done:
-	keys_free(&catalog);
-	keys_free(&manifests);
-	keys_free(&packs);
-	keys_free(&indexes);
+	cairn_keylist_free(&catalog);
+	cairn_keylist_free(&manifests);
+	cairn_keylist_free(&packs);
+	cairn_keylist_free(&indexes);
 	cairn_index_free(&live);
 	cairn_buf_free(&text);
 	free(live_count);

@@ -11,6 +11,7 @@
 #include "host.h"
 #include "log.h"
 #include "settings.h"
+#include "text.h"
 
 #ifndef PLUGINDIR
 #define PLUGINDIR "/usr/local/lib/cairn"
@@ -289,22 +290,6 @@ const cairn_storage_plugin *cairn_plugins_storage_for(const char *url)
 	return NULL;
 }
 
-static void json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
 static void caps_text(const plugin_record *r, char *out, size_t len)
 {
 	out[0] = 0;
@@ -350,18 +335,18 @@ void cairn_plugins_report(FILE *out, int json)
 		caps_text(r, caps, sizeof(caps));
 		if (json) {
 			fprintf(out, "%s{\"kind\":", i ? "," : "");
-			json_string(out, kind);
+			cairn_json_string(out, kind);
 			fputs(",\"name\":", out);
-			json_string(out, name);
+			cairn_json_string(out, name);
 			fputs(",\"version\":", out);
-			json_string(out, ver);
+			cairn_json_string(out, ver);
 			fprintf(out, ",\"abi\":%u,\"capabilities\":", abi);
-			json_string(out, caps);
+			cairn_json_string(out, caps);
 			fputs(",\"file\":", out);
-			json_string(out, r->file);
+			cairn_json_string(out, r->file);
 			if (r->failure) {
 				fputs(",\"error\":", out);
-				json_string(out, r->failure);
+				cairn_json_string(out, r->failure);
 			}
 			fputs("}", out);
 		} else if (r->failure) {

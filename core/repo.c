@@ -207,58 +207,17 @@ int cairn_index_parse(cairn_index *idx, const char *text, size_t len)
 	return 0;
 }
 
-typedef struct key_list {
-	char **keys;
-	size_t count, cap;
-} key_list;
-
-static int key_list_add(void *arg, const char *key, uint64_t size)
-{
-	key_list *l = arg;
-	char **grown;
-
-	(void)size;
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-
-		if (!(grown = realloc(l->keys, cap * sizeof(*grown))))
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		l->keys = grown;
-		l->cap = cap;
-	}
-	if (!(l->keys[l->count] = strdup(key)))
-		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-	l->count++;
-	return 0;
-}
-
-static void key_list_free(key_list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->count; i++)
-		free(l->keys[i]);
-	free(l->keys);
-	memset(l, 0, sizeof(*l));
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int cairn_repo_load_index(cairn_repo *repo)
 {
-	key_list keys = {0};
+	cairn_keylist keys = {0};
 	cairn_buf text = CAIRN_BUF_INIT;
 	size_t i;
 	int error;
 
 	if (repo->index_loaded)
 		return 0;
-	if ((error = cairn_store_list(repo->store, "index/", key_list_add, &keys)) < 0)
+	if ((error = cairn_store_list_keys(repo->store, "index/", &keys)) < 0)
 		goto done;
-	qsort(keys.keys, keys.count, sizeof(*keys.keys), str_cmp);
 	for (i = 0; i < keys.count; i++) {
 		cairn_buf_clear(&text);
 		if ((error = cairn_repo_get_object(repo, keys.keys[i], CAIRN_OBJ_INDEX, &text)) < 0)
@@ -271,7 +230,7 @@ int cairn_repo_load_index(cairn_repo *repo)
 	}
 	repo->index_loaded = 1;
 done:
-	key_list_free(&keys);
+	cairn_keylist_free(&keys);
 	cairn_buf_free(&text);
 	return error;
 }
@@ -845,7 +804,7 @@ done:
 
 static int open_keys(cairn_repo *repo, user_secret *secrets, int count)
 {
-	key_list keys = {0};
+	cairn_keylist keys = {0};
 	cairn_buf text = CAIRN_BUF_INIT;
 	size_t i;
 	int s, rc = 0, error;
@@ -856,9 +815,8 @@ static int open_keys(cairn_repo *repo, user_secret *secrets, int count)
 		cairn_error_hint("set CAIRN_ENCRYPTION_KEY_FILE or CAIRN_ENCRYPTION_PASSPHRASE");
 		return CAIRN_EAUTH;
 	}
-	if ((error = cairn_store_list(repo->store, "keys/", key_list_add, &keys)) < 0)
+	if ((error = cairn_store_list_keys(repo->store, "keys/", &keys)) < 0)
 		goto done;
-	qsort(keys.keys, keys.count, sizeof(*keys.keys), str_cmp);
 	for (i = 0; i < keys.count && rc == 0; i++) {
 		cairn_buf_clear(&text);
 		if ((error = cairn_repo_get_object(repo, keys.keys[i], CAIRN_OBJ_KEY, &text)) < 0)
@@ -878,7 +836,7 @@ static int open_keys(cairn_repo *repo, user_secret *secrets, int count)
 		                        repo->store->display_url, keys.count);
 	}
 done:
-	key_list_free(&keys);
+	cairn_keylist_free(&keys);
 	cairn_buf_free(&text);
 	return error;
 }

@@ -233,3 +233,77 @@ int cairn_store_remove(cairn_store *s, const char *const *keys, size_t count)
 	} while (error < 0 && should_retry(error, attempt++, "remove", keys[0]));
 	return error < 0 ? wrap(s, error, "remove", keys[0]) : 0;
 }
+
+static int keylist_add(void *arg, const char *key, uint64_t size)
+{
+	cairn_keylist *l = arg;
+
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **keys = realloc(l->keys, cap * sizeof(*keys));
+		uint64_t *sizes;
+
+		if (!keys)
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		l->keys = keys;
+		if (!(sizes = realloc(l->sizes, cap * sizeof(*sizes))))
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		l->sizes = sizes;
+		l->cap = cap;
+	}
+	if (!(l->keys[l->count] = strdup(key)))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	l->sizes[l->count++] = size;
+	return 0;
+}
+
+typedef struct key_size {
+	char *key;
+	uint64_t size;
+} key_size;
+
+static int key_size_cmp(const void *a, const void *b)
+{
+	return strcmp(((const key_size *)a)->key, ((const key_size *)b)->key);
+}
+
+int cairn_store_list_keys(cairn_store *s, const char *prefix, cairn_keylist *out)
+{
+	key_size *pairs;
+	size_t i;
+	int error;
+
+	memset(out, 0, sizeof(*out));
+	if ((error = cairn_store_list(s, prefix, keylist_add, out)) < 0) {
+		cairn_keylist_free(out);
+		return error;
+	}
+	if (out->count < 2)
+		return 0;
+	if (!(pairs = malloc(out->count * sizeof(*pairs)))) {
+		cairn_keylist_free(out);
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < out->count; i++) {
+		pairs[i].key = out->keys[i];
+		pairs[i].size = out->sizes[i];
+	}
+	qsort(pairs, out->count, sizeof(*pairs), key_size_cmp);
+	for (i = 0; i < out->count; i++) {
+		out->keys[i] = pairs[i].key;
+		out->sizes[i] = pairs[i].size;
+	}
+	free(pairs);
+	return 0;
+}
+
+void cairn_keylist_free(cairn_keylist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->count; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->sizes);
+	memset(l, 0, sizeof(*l));
+}

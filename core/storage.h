@@ -35,6 +35,16 @@ int cairn_store_stat(cairn_store *s, const char *key, cairn_stat *out);
 int cairn_store_list(cairn_store *s, const char *prefix, cairn_list_fn cb, void *arg);
 int cairn_store_remove(cairn_store *s, const char *const *keys, size_t count);
 
+/* The keys (and sizes) under a prefix, sorted by key. */
+typedef struct cairn_keylist {
+	char **keys;
+	uint64_t *sizes;
+	size_t count, cap;
+} cairn_keylist;
+
+int cairn_store_list_keys(cairn_store *s, const char *prefix, cairn_keylist *out);
+void cairn_keylist_free(cairn_keylist *l);
+
 /* Streaming upload; commit or abort frees the upload. */
 int cairn_store_upload_begin(cairn_store *s, const char *key, cairn_upload **out);
 int cairn_store_upload_write(cairn_store *s, cairn_upload *up, const char *key, const void *data,
