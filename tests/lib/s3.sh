@@ -2,7 +2,8 @@
 # tests/lib/s3.sh - versitygw, an S3-compatible server that checks SigV4
 # signatures, for the tests of the s3 storage (protocol: tests/lib/common.sh).
 #
-#   s3_install            go install of the pinned versitygw into $CAIRN_TOOLS
+#   s3_install            libcurl's development files and curl (apt), and a
+#                         go install of the pinned versitygw into $CAIRN_TOOLS
 #   s3_start DIR [ARGS]   starts it on a free loopback port with buckets in
 #                         DIR/data (metadata in DIR/meta: no xattrs needed),
 #                         creates the bucket $S3_BUCKET, and exports what
@@ -30,6 +31,8 @@ S3_PID=
 S3_ARGS=()
 
 s3_install() {
+	# libcurl builds the plugin; curl signs the tests' own checks (--aws-sigv4).
+	apt_install libcurl4-openssl-dev curl || return 1
 	go_install "$S3_VERSITYGW_MODULE" versitygw
 }
 
