@@ -408,8 +408,7 @@ static int s3_response_error(const s3_storage *st, const char *method, const cha
 	         strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
 	         strcmp(code, "InvalidBucketName") == 0 || resp->status == 301)
 		error = CAIRN_EINVALID;
-	else if (resp->status == 404 && (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NotFound") == 0 ||
-	                                 strcmp(code, "NoSuchUpload") == 0))
+	else if (resp->status == 404 && (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NotFound") == 0))
 		error = CAIRN_ENOTFOUND;
 	else if (resp->status == 501 || strcmp(code, "NotImplemented") == 0)
 		error = CAIRN_EUNSUPPORTED;

@@ -99,6 +99,74 @@ same_tree "$TMP/src1.digest" "$TMP/dst1" "short outage: the restored tree is the
 run s3_multipart_uploads
 is "$OUT" "" "short outage: no multipart upload is left"
 
+# ---- 3. the answer to CompleteMultipartUpload is lost ----
+# (before 2, whose outage settings would shorten the retries)
+# lost_answer LABEL [nosuchupload]: a 3-part put through a proxy that drops
+# the answer to the first CompleteMultipartUpload (see s3-drop-proxy.py).
+lost_answer() {
+	local label=$1 port
+	rm -f "$TMP/proxy.port" "$TMP/proxy.log"
+	"$PYTHON" "$CAIRN_SRCDIR/tests/lib/s3-drop-proxy.py" "$TMP/proxy.port" "$TMP/proxy.log" \
+		"$S3_PORT" POST "uploadId=" "${2:-}" 2>"$TMP/proxy.err" &
+	PROXY_PID=$!
+	BG_PIDS+=("$PROXY_PID")
+	for _ in $(seq 1 100); do
+		[ -s "$TMP/proxy.port" ] && break
+		sleep 0.05
+	done
+	port=$(cat "$TMP/proxy.port" 2>/dev/null)
+	if ! wait_port "${port:-0}" 10; then
+		ok 1 "$label: the answer-dropping proxy starts"
+		diag_file "$TMP/proxy.err"
+		return 1
+	fi
+	run env AWS_ENDPOINT="http://127.0.0.1:$port" CAIRN_REPO="$REPO" \
+		"$CAIRN" -v st put "lost/$label" "$TMP/lost.bin"
+	is "$RC" 0 "$label: the put of a 3-part object succeeds" || _show_result
+	PUT_ERR=$ERR
+	grep -q "POST /$S3_BUCKET/faults/lost/$label?uploadId=.* dropped" "$TMP/proxy.log"
+	ok $? "$label: the answer of CompleteMultipartUpload was lost"
+	grep -c "POST /$S3_BUCKET/faults/lost/$label?uploadId=" "$TMP/proxy.log" >"$TMP/posts"
+	is "$(cat "$TMP/posts")" 2 "$label: cairn sent CompleteMultipartUpload again"
+	run cairn st cat "lost/$label"
+	ok "$([ "$RC" = 0 ] && cmp -s "$OUTF" "$TMP/lost.bin"; echo $?)" "$label: the object is complete"
+	kill "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	bg_forget "$PROXY_PID"
+	return 0
+}
+rand_file "$TMP/lost.bin" $((12 * 1048576 + 7)) 33
+lost_answer versitygw-answers-200
+if lost_answer aws-answers-nosuchupload nosuchupload; then
+	grep -q "404 NoSuchUpload" "$TMP/proxy.log"
+	ok $? "nosuchupload: the retry was answered NoSuchUpload"
+	like "$PUT_ERR" "completed by an earlier attempt whose answer was lost" \
+		"nosuchupload: cairn found the object complete with HEAD and counted it as done"
+fi
+# The same answers when the first attempt never reached the server: the HEAD
+# finds no object, so the put fails (and aborts its upload).
+rm -f "$TMP/proxy.port" "$TMP/proxy.log"
+"$PYTHON" "$CAIRN_SRCDIR/tests/lib/s3-drop-proxy.py" "$TMP/proxy.port" "$TMP/proxy.log" \
+	"$S3_PORT" POST "uploadId=" unsent-nosuchupload 2>"$TMP/proxy.err" &
+PROXY_PID=$!
+BG_PIDS+=("$PROXY_PID")
+for _ in $(seq 1 100); do
+	[ -s "$TMP/proxy.port" ] && break
+	sleep 0.05
+done
+if wait_port "$(cat "$TMP/proxy.port" 2>/dev/null || echo 0)" 10; then
+	expect_fail "unsent: a NoSuchUpload for an upload that was never completed fails the put" \
+		env AWS_ENDPOINT="http://127.0.0.1:$(cat "$TMP/proxy.port")" CAIRN_REPO="$REPO" \
+		"$CAIRN" -q st put lost/unsent "$TMP/lost.bin"
+	like "$ERR" "NoSuchUpload" "unsent: ... naming the server's code"
+	expect_fail -c 3 "unsent: no object appeared" cairn st cat lost/unsent
+	run s3_multipart_uploads
+	is "$OUT" "" "unsent: the upload was aborted"
+else
+	ok 1 "the answer-dropping proxy starts"
+fi
+kill "$PROXY_PID" 2>/dev/null
+
 # ---- 2. away longer than the budget ----
 mkdir -p "$TMP/src2"
 rand_file "$TMP/src2/data.bin" $((96 * 1048576)) 22

@@ -38,6 +38,10 @@ like "$ERR" "SignatureDoesNotMatch" "... and the server's error code"
 unlike "$ERR" "not-the-secret-42|$S3_SECRET_KEY" "... and no secret"
 AWS_ACCESS_KEY_ID=nobody expect_fail -c 6 "an unknown access key: access denied (exit 6)" \
 	cairn backup-list
+AWS_SESSION_TOKEN=bogus-token expect_fail -c 6 "a session token is sent and signed (versitygw refuses a bogus one)" \
+	cairn backup-list
+like "$ERR" "InvalidToken" "... with the server's code"
+unlike "$ERR" "bogus-token" "... and without the token"
 REPO=s3://no-such-bucket/x expect_fail -c 2 "a missing bucket: a configuration error (exit 2)" \
 	cairn dir backup-push "$TMP"
 like "$ERR" "NoSuchBucket" "... naming the server's code"
