@@ -959,10 +959,15 @@ static int s3_call_perform(s3_call *c, cairn_http_response *resp, int accept_any
 	return 0;
 }
 
-/* Reports a message from s3_call_perform or a worker through the host. */
+/*
+ * Reports a message from s3_call_perform or a worker through the host.
+ * A transient failure that outlived the retries is reported as a plain
+ * failure: CAIRN_ENETWORK would make the core retry the whole operation
+ * again, multiplying the budget the user set (s3-max-retries) by its own.
+ */
 static int s3_report(const s3_storage *st, int error, const char *message)
 {
-	return st->host->error(error, "%s", message);
+	return st->host->error(error == CAIRN_ENETWORK ? CAIRN_ERROR : error, "%s", message);
 }
 
 /* ---- keys ------------------------------------------------------------------------- */
@@ -1287,10 +1292,10 @@ static int s3_dispatch_part(cairn_upload *up)
 	s3_part_job *job = NULL;
 	s3_buffer swap;
 	char **grown;
-	int i;
+	int i, error;
 
-	if (!up->upload_id && s3_multipart_create(up) < 0)
-		return up->error;
+	if (!up->upload_id && (error = s3_multipart_create(up)) < 0)
+		return error;
 	if (up->parts == S3_PARTS_MAX) {
 		s3_upload_fail(up, CAIRN_EINVALID, "object larger than 10,000 parts");
 		return s3_upload_report(up);
@@ -1410,7 +1415,7 @@ static int s3_put_single(cairn_upload *up)
 	c.body_len = up->fill.len;
 	s3_object_headers(up->st, &c);
 	if ((error = s3_call_perform(&c, &resp, 0, message, sizeof(message))) < 0)
-		s3_report(up->st, error, message);
+		error = s3_report(up->st, error, message);
 	cairn_http_response_free(&resp);
 	s3_call_free(&c);
 	return error;
@@ -1646,7 +1651,7 @@ static int s3_get(cairn_storage *base, const char *key, uint64_t offset, uint64_
 
 		error = s3_head(st, object_key, &sb, NULL, 0, message, sizeof(message));
 		if (error < 0 && error != CAIRN_ENOTFOUND)
-			s3_report(st, error, message);
+			error = s3_report(st, error, message);
 		free(object_key);
 		return error;
 	}
@@ -1670,7 +1675,7 @@ static int s3_get(cairn_storage *base, const char *key, uint64_t offset, uint64_
 	if (error < 0) {
 		/* An error of the sink comes with its own message: keep it. */
 		if (resp.error[0])
-			s3_report(st, error, message);
+			error = s3_report(st, error, message);
 	} else if (resp.status == 416) {
 		error = 0; /* a range past the end: nothing there to deliver */
 	} else if (resp.status == 404 && (!resp.body_len ||
@@ -1780,7 +1785,7 @@ static int s3_stat(cairn_storage *base, const char *key, cairn_stat *out)
 		return CAIRN_ENOMEM;
 	error = s3_head(st, object_key, out, NULL, 0, message, sizeof(message));
 	if (error < 0 && error != CAIRN_ENOTFOUND)
-		s3_report(st, error, message);
+		error = s3_report(st, error, message);
 	free(object_key);
 	return error;
 }
@@ -1830,7 +1835,7 @@ static int s3_list(cairn_storage *base, const char *prefix, cairn_list_fn cb, vo
 		error = s3_call_perform(&c, &resp, 0, message, sizeof(message));
 		s3_call_free(&c);
 		if (error < 0) {
-			s3_report(st, error, message);
+			error = s3_report(st, error, message);
 			goto done;
 		}
 		p = resp.body ? resp.body : "";
@@ -1885,7 +1890,7 @@ static int s3_delete_one(s3_storage *st, const char *object_key)
 	if (error == 0 && (resp.status < 200 || resp.status >= 300) && resp.status != 404)
 		error = s3_response_error(st, "DELETE", c.url, &resp, message, sizeof(message));
 	if (error < 0)
-		s3_report(st, error, message);
+		error = s3_report(st, error, message);
 	cairn_http_response_free(&resp);
 	s3_call_free(&c);
 	return error;
@@ -1942,7 +1947,7 @@ static int s3_delete_batch(s3_storage *st, char **object_keys, size_t count)
 	c.extra[3] = "application/xml";
 	c.extra[4] = NULL;
 	if ((error = s3_call_perform(&c, &resp, 1, message, sizeof(message))) < 0) {
-		s3_report(st, error, message);
+		error = s3_report(st, error, message);
 		goto done;
 	}
 	if (resp.status == 501 || (resp.status >= 400 && resp.body &&
