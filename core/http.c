@@ -50,7 +50,7 @@ static void http_global_init(void)
 	http_global_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* ---- headers ------------------------------------------------------------ */
+/* ---- headers ------------------------------------------------------------- */
 
 static int headers_push(cairn_http_headers *h, char *line)
 {
@@ -156,7 +156,7 @@ static void set_error(cairn_http_response *resp, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- client ------------------------------------------------------------- */
+/* ---- client -------------------------------------------------------------- */
 
 int cairn_http_new(cairn_http **out, const cairn_http_options *opts, char *err, size_t err_len)
 {
@@ -239,7 +239,7 @@ static void handle_release(cairn_http *http, CURL *h)
 		curl_easy_cleanup(h);
 }
 
-/* ---- libcurl callbacks ---------------------------------------------------- */
+/* ---- libcurl callbacks --------------------------------------------------- */
 
 static int status_is_success(long status)
 {
@@ -356,7 +356,7 @@ static int on_seek(void *arg, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
-/* ---- one attempt ------------------------------------------------------------ */
+/* ---- one attempt --------------------------------------------------------- */
 
 static int setup_handle(cairn_http *http, CURL *h, const cairn_http_request *req,
                         struct curl_slist *headers, http_transfer *t, char *errbuf)

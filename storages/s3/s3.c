@@ -142,10 +142,11 @@ struct cairn_upload {
 	char message[S3_MESSAGE_MAX];
 };
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 /* snprintf for messages, where cutting a long path short is the right thing. */
-static void s3_format(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void s3_format(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void s3_format(char *out, size_t len, const char *fmt, ...)
 {
@@ -203,7 +204,7 @@ static char *s3_encode(const char *s, int keep_slash)
 }
 
 /* Appends text to b with &, <, >, " and ' escaped for XML. */
-static int s3_xml_escape(s3_buffer *b, const char *text, size_t max)
+static int s3_xml_escape(s3_buffer *b, const char *text)
 {
 	for (; *text; text++) {
 		const char *rep = NULL;
@@ -219,7 +220,7 @@ static int s3_xml_escape(s3_buffer *b, const char *text, size_t max)
 		default: rep = one; break;
 		}
 		n = strlen(rep);
-		if (s3_buffer_reserve(b, b->len + n + 1, max) < 0)
+		if (s3_buffer_reserve(b, b->len + n + 1, SIZE_MAX) < 0)
 			return CAIRN_ENOMEM;
 		memcpy(b->data + b->len, rep, n);
 		b->len += n;
@@ -239,7 +240,7 @@ static int s3_buffer_puts(s3_buffer *b, const char *text)
 	return 0;
 }
 
-/* ---- a little XML and JSON ----------------------------------------------------- */
+/* ---- a little XML and JSON ----------------------------------------------- */
 
 /*
  * S3 answers with small, flat XML documents. xml_find looks for the element
@@ -353,7 +354,7 @@ static int json_get(const char *body, const char *name, char *out, size_t out_le
 	return *p == '"';
 }
 
-/* ---- errors ---------------------------------------------------------------- */
+/* ---- errors -------------------------------------------------------------- */
 
 static int s3_is_auth_code(const char *code)
 {
@@ -383,10 +384,11 @@ static int s3_is_transient_status(long status)
  * message names the request and endpoint and the server's own code and
  * text; never a credential (the URL has none, and the query is left out).
  */
-static int s3_response_error(const s3_storage *st, const char *method, const char *url,
-                             const cairn_http_response *resp, char *message, size_t len)
+static int s3_response_error(const char *method, const char *url, const cairn_http_response *resp,
+                             char *message, size_t len)
 {
 	char code[128], text[512], where[512], tries[64] = "";
+	const char *hint = "";
 	int error;
 
 	cairn_http_display_url(url, where, sizeof(where));
@@ -408,7 +410,8 @@ static int s3_response_error(const s3_storage *st, const char *method, const cha
 	         strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
 	         strcmp(code, "InvalidBucketName") == 0 || resp->status == 301)
 		error = CAIRN_EINVALID;
-	else if (resp->status == 404 && (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NotFound") == 0))
+	else if (resp->status == 404 &&
+	         (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NotFound") == 0))
 		error = CAIRN_ENOTFOUND;
 	else if (resp->status == 501 || strcmp(code, "NotImplemented") == 0)
 		error = CAIRN_EUNSUPPORTED;
@@ -417,18 +420,18 @@ static int s3_response_error(const s3_storage *st, const char *method, const cha
 		error = CAIRN_ENETWORK;
 	else
 		error = CAIRN_ERROR;
-	s3_format(message, len, "%s %s: %s%s%s (HTTP %ld%s)%s", method, where, code, text[0] ? ": " : "",
-	         text, resp->status, tries,
-	         error == CAIRN_EAUTH ? "; check the access key, the secret key and the bucket's permissions"
-	         : strcmp(code, "NoSuchBucket") == 0 ? "; create the bucket or fix the repository URL"
-	         : strcmp(code, "AuthorizationHeaderMalformed") == 0 || resp->status == 301
-	             ? "; check the region (s3-region, AWS_REGION)"
-	             : "");
-	(void)st;
+	if (error == CAIRN_EAUTH)
+		hint = "; check the access key, the secret key and the bucket's permissions";
+	else if (strcmp(code, "NoSuchBucket") == 0)
+		hint = "; create the bucket or fix the repository URL";
+	else if (strcmp(code, "AuthorizationHeaderMalformed") == 0 || resp->status == 301)
+		hint = "; check the region (s3-region, AWS_REGION)";
+	s3_format(message, len, "%s %s: %s%s%s (HTTP %ld%s)%s", method, where, code,
+	          text[0] ? ": " : "", text, resp->status, tries, hint);
 	return error;
 }
 
-/* ---- credentials ---------------------------------------------------------------- */
+/* ---- credentials --------------------------------------------------------- */
 
 static void s3_credentials_clear(s3_credentials *c)
 {
@@ -544,7 +547,7 @@ static int s3_credentials_from_file(s3_storage *st, const char *path, const char
 	return error;
 }
 
-/* ---- instance metadata (IMDSv2) ---------------------------------------------------- */
+/* ---- instance metadata (IMDSv2) ------------------------------------------ */
 
 typedef struct s3_plain_call {
 	const char *token; /* IMDSv2 session token, or NULL */
@@ -777,7 +780,7 @@ static int s3_credentials_snapshot(s3_storage *st, s3_credentials *out, char *me
 	return error;
 }
 
-/* ---- signed requests ---------------------------------------------------------------- */
+/* ---- signed requests ----------------------------------------------------- */
 
 /* One S3 request; prepare (below) signs it afresh for every attempt. */
 typedef struct s3_call {
@@ -955,7 +958,7 @@ static int s3_call_perform(s3_call *c, cairn_http_response *resp, int accept_any
 		return 0;
 	if (resp->status < 200 || resp->status >= 300 ||
 	    (resp->body && memmem(resp->body, resp->body_len, "<Error>", 7)))
-		return s3_response_error(c->st, c->method, c->url, resp, message, len);
+		return s3_response_error(c->method, c->url, resp, message, len);
 	return 0;
 }
 
@@ -970,7 +973,7 @@ static int s3_report(const s3_storage *st, int error, const char *message)
 	return st->host->error(error == CAIRN_ENETWORK ? CAIRN_ERROR : error, "%s", message);
 }
 
-/* ---- keys ------------------------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------- */
 
 static int s3_is_key_char(unsigned char c)
 {
@@ -1054,7 +1057,7 @@ static void s3_object_headers(const s3_storage *st, s3_call *c)
 	c->extra[n] = NULL;
 }
 
-/* ---- put ------------------------------------------------------------------------- */
+/* ---- put ----------------------------------------------------------------- */
 
 /*
  * Size at which part `number` (1-based) is sent: the configured size,
@@ -1246,7 +1249,7 @@ static void s3_multipart_abort(cairn_upload *up)
 	                                                                   : S3_ABORT_ATTEMPTS_MIN;
 	error = s3_call_perform(&c, &resp, 1, message, sizeof(message));
 	if (error == 0 && (resp.status < 200 || resp.status >= 300) && resp.status != 404)
-		error = s3_response_error(up->st, "DELETE", c.url, &resp, message, sizeof(message));
+		error = s3_response_error("DELETE", c.url, &resp, message, sizeof(message));
 	if (error < 0)
 		up->st->host->log(CAIRN_LOG_WARN,
 		                  "s3: cannot abort multipart upload %s of %s: %s; its parts use space "
@@ -1504,7 +1507,7 @@ static int s3_multipart_complete(cairn_upload *up)
 		if ((error = s3_buffer_puts(&xml, "<Part><PartNumber>")) < 0 ||
 		    (error = s3_buffer_puts(&xml, number)) < 0 ||
 		    (error = s3_buffer_puts(&xml, "</PartNumber><ETag>")) < 0 ||
-		    (error = s3_xml_escape(&xml, up->etags[i], SIZE_MAX)) < 0 ||
+		    (error = s3_xml_escape(&xml, up->etags[i])) < 0 ||
 		    (error = s3_buffer_puts(&xml, "</ETag></Part>")) < 0)
 			break;
 	}
@@ -1573,7 +1576,7 @@ static void s3_put_abort(cairn_upload *up)
 	s3_upload_free(up);
 }
 
-/* ---- get and stat ---------------------------------------------------------------------- */
+/* ---- get and stat -------------------------------------------------------- */
 
 typedef struct s3_get_state {
 	uint64_t offset;    /* first byte wanted */
@@ -1682,7 +1685,7 @@ static int s3_get(cairn_storage *base, const char *key, uint64_t offset, uint64_
 	                                  strstr(resp.body, "<Code>NoSuchKey</Code>"))) {
 		error = CAIRN_ENOTFOUND;
 	} else if (resp.status < 200 || resp.status >= 300) {
-		error = s3_report(st, s3_response_error(st, "GET", c.url, &resp, message,
+		error = s3_report(st, s3_response_error("GET", c.url, &resp, message,
 		                                        sizeof(message)),
 		                  message);
 	}
@@ -1733,7 +1736,8 @@ static int s3_head(s3_storage *st, const char *object_key, cairn_stat *out, char
 			v = cairn_http_headers_get(&resp.headers, "ETag");
 			snprintf(etag, etag_len, "%s", v ? v : "");
 		}
-	} else if (resp.status == 404 && __atomic_load_n(&st->not_found_is_no_such_key, __ATOMIC_RELAXED)) {
+	} else if (resp.status == 404 &&
+	           __atomic_load_n(&st->not_found_is_no_such_key, __ATOMIC_RELAXED)) {
 		error = CAIRN_ENOTFOUND;
 	} else {
 		/*
@@ -1748,7 +1752,7 @@ static int s3_head(s3_storage *st, const char *object_key, cairn_stat *out, char
 		long head_status = resp.status;
 
 		error = head_status == 404 ? CAIRN_ENOTFOUND
-		                           : s3_response_error(st, "HEAD", c.url, &resp, message, len);
+		                           : s3_response_error("HEAD", c.url, &resp, message, len);
 		memset(&get, 0, sizeof(get));
 		get.st = st;
 		get.method = "GET";
@@ -1762,7 +1766,7 @@ static int s3_head(s3_storage *st, const char *object_key, cairn_stat *out, char
 				__atomic_store_n(&st->not_found_is_no_such_key, 1, __ATOMIC_RELAXED);
 				error = CAIRN_ENOTFOUND;
 			} else if (resp.status != 416) {
-				error = s3_response_error(st, "HEAD", c.url, &resp, message, len);
+				error = s3_response_error("HEAD", c.url, &resp, message, len);
 			}
 		}
 		s3_call_free(&get);
@@ -1790,7 +1794,7 @@ static int s3_stat(cairn_storage *base, const char *key, cairn_stat *out)
 	return error;
 }
 
-/* ---- list ---------------------------------------------------------------------------------- */
+/* ---- list ---------------------------------------------------------------- */
 
 static int s3_list(cairn_storage *base, const char *prefix, cairn_list_fn cb, void *arg)
 {
@@ -1871,7 +1875,7 @@ done:
 	return error;
 }
 
-/* ---- remove ------------------------------------------------------------------------------- */
+/* ---- remove -------------------------------------------------------------- */
 
 static int s3_delete_one(s3_storage *st, const char *object_key)
 {
@@ -1888,7 +1892,7 @@ static int s3_delete_one(s3_storage *st, const char *object_key)
 	c.query = "";
 	error = s3_call_perform(&c, &resp, 1, message, sizeof(message));
 	if (error == 0 && (resp.status < 200 || resp.status >= 300) && resp.status != 404)
-		error = s3_response_error(st, "DELETE", c.url, &resp, message, sizeof(message));
+		error = s3_response_error("DELETE", c.url, &resp, message, sizeof(message));
 	if (error < 0)
 		error = s3_report(st, error, message);
 	cairn_http_response_free(&resp);
@@ -1924,7 +1928,7 @@ static int s3_delete_batch(s3_storage *st, char **object_keys, size_t count)
 	error = s3_buffer_puts(&xml, "<Delete xmlns=\"" S3_XMLNS "\"><Quiet>true</Quiet>");
 	for (i = 0; i < count && error == 0; i++)
 		if ((error = s3_buffer_puts(&xml, "<Object><Key>")) < 0 ||
-		    (error = s3_xml_escape(&xml, object_keys[i], SIZE_MAX)) < 0 ||
+		    (error = s3_xml_escape(&xml, object_keys[i])) < 0 ||
 		    (error = s3_buffer_puts(&xml, "</Key></Object>")) < 0)
 			break;
 	if (error == 0)
@@ -1957,7 +1961,7 @@ static int s3_delete_batch(s3_storage *st, char **object_keys, size_t count)
 		goto one_by_one;
 	}
 	if (resp.status < 200 || resp.status >= 300) {
-		error = s3_report(st, s3_response_error(st, "POST", c.url, &resp, message,
+		error = s3_report(st, s3_response_error("POST", c.url, &resp, message,
 		                                        sizeof(message)),
 		                  message);
 		goto done;
@@ -2019,7 +2023,7 @@ done:
 	return error;
 }
 
-/* ---- open and close ------------------------------------------------------------------------ */
+/* ---- open and close ------------------------------------------------------ */
 
 static void s3_close(cairn_storage *base)
 {
@@ -2083,6 +2087,13 @@ static int s3_host_is_literal(const char *host)
 		if (!((*p >= '0' && *p <= '9') || *p == '.'))
 			return 0;
 	return 1;
+}
+
+static int s3_is_set(const cairn_host *host, const char *name)
+{
+	const char *v = host->config_get(name);
+
+	return v && *v;
 }
 
 static int s3_setting_int(const cairn_host *host, const char *name, int64_t min, int64_t max,
@@ -2164,9 +2175,9 @@ static int s3_open(cairn_storage **out, const char *location, const cairn_host *
 	st->storage_class = s3_strdup_or_null(host->config_get("s3-storage-class"));
 	st->sse = s3_strdup_or_null(host->config_get("s3-sse"));
 	st->sse_kms_id = s3_strdup_or_null(host->config_get("s3-sse-kms-id"));
-	if (!st->region || (host->config_get("s3-storage-class") && *host->config_get("s3-storage-class") && !st->storage_class) ||
-	    (host->config_get("s3-sse") && *host->config_get("s3-sse") && !st->sse) ||
-	    (host->config_get("s3-sse-kms-id") && *host->config_get("s3-sse-kms-id") && !st->sse_kms_id)) {
+	if (!st->region || (s3_is_set(host, "s3-storage-class") && !st->storage_class) ||
+	    (s3_is_set(host, "s3-sse") && !st->sse) ||
+	    (s3_is_set(host, "s3-sse-kms-id") && !st->sse_kms_id)) {
 		error = s3_oom(st);
 		goto done;
 	}
@@ -2280,7 +2291,7 @@ done:
 	return error;
 }
 
-/* ---- registration ------------------------------------------------------------------------------- */
+/* ---- registration -------------------------------------------------------- */
 
 static const cairn_setting s3_settings[] = {
 	{"s3-prefix", CAIRN_SETTING_STRING, NULL, "WALG_S3_PREFIX WALE_S3_PREFIX",
