@@ -9,6 +9,8 @@
 
 #include "error.h"
 #include "log.h"
+#include "pipeline.h"
+#include "settings.h"
 
 volatile int cairn_interrupted;
 
@@ -22,6 +24,7 @@ typedef struct chunk_ref {
 struct cairn_backup_writer {
 	cairn_repo *repo;
 	cairn_session *session;
+	cairn_pipeline *pipe;
 	char *lock;
 	cairn_backup_info info;
 	cairn_objwriter *manifest;
@@ -32,8 +35,8 @@ struct cairn_backup_writer {
 	cairn_entry entry;
 	char *entry_path, *entry_link;
 	cairn_chunker_params chunking;
-	cairn_buf pending; /* bytes not yet cut into chunks */
-	cairn_buf chunk_lines;
+	cairn_buf pending;     /* bytes not yet cut into chunks */
+	cairn_buf chunk_lines; /* consumer side: chunk lines of the entry being finished */
 	uint64_t entry_size;
 
 	/* current pack */
@@ -128,11 +131,13 @@ static int unique_name(cairn_repo *repo, const char *engine, char *out, size_t l
 	return 0;
 }
 
+static int writer_consume(void *arg, cairn_job *job);
+
 int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const char *engine)
 {
 	cairn_backup_writer *w;
 	char key[CAIRN_NAME_MAX + 16];
-	int error;
+	int error, workers;
 
 	*out = NULL;
 	if (!(w = calloc(1, sizeof(*w))))
@@ -143,6 +148,11 @@ int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const c
 	if ((error = cairn_lock_acquire(repo, 0, "backup-push", &w->lock)) < 0)
 		goto fail;
 	if ((error = cairn_repo_load_index(repo)) < 0)
+		goto fail;
+	workers = (int)cairn_settings_get_int("workers");
+	if ((error = cairn_pipeline_new(&w->pipe, repo,
+	                                workers > 0 ? workers : cairn_pipeline_default_workers(),
+	                                NULL, writer_consume, w)) < 0)
 		goto fail;
 	if ((error = unique_name(repo, engine, w->info.name, sizeof(w->info.name))) < 0)
 		goto fail;
@@ -242,45 +252,64 @@ static int pack_close(cairn_backup_writer *w)
 	return 0;
 }
 
-static int store_chunk(cairn_backup_writer *w, const uint8_t *data, size_t len)
+/* Writes a new chunk's frame into the open pack and indexes it. */
+static int store_frame(cairn_backup_writer *w, const cairn_job *job, const char *hex)
 {
-	uint8_t id[CAIRN_HASH_LEN];
-	char hex[CAIRN_HASH_LEN * 2 + 1];
 	cairn_index_entry e;
 	int error;
 
-	cairn_frame_checksum(&w->repo->keys, data, len, id);
-	cairn_hex_encode(id, sizeof(id), hex);
-	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, len)) < 0)
-		return error;
-	w->info.chunks++;
-	if (cairn_index_find(&w->repo->index, id))
-		return 0;
 	if (!w->pack && (error = pack_open(w)) < 0)
 		return error;
-	cairn_buf_clear(&w->frame);
-	if ((error = cairn_frame_encode(&w->repo->keys, w->repo->codec, w->repo->level, 0, data, len,
-	                                id, &w->frame)) < 0)
-		return error;
-	if ((error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, w->frame.data,
-	                                      w->frame.len)) < 0)
+	if ((error = cairn_store_upload_write(w->repo->store, w->pack, w->pack_key, job->frame.data,
+	                                      job->frame.len)) < 0)
 		return error;
 	memset(&e, 0, sizeof(e));
-	memcpy(e.id, id, sizeof(id));
+	memcpy(e.id, job->id, sizeof(e.id));
 	e.pack = w->pack_no;
 	e.offset = w->pack_offset;
-	e.length = (uint32_t)w->frame.len;
-	e.plain_len = (uint32_t)len;
-	if ((error = cairn_index_add(&w->repo->index, &e)) < 0)
+	e.length = (uint32_t)job->frame.len;
+	e.plain_len = (uint32_t)job->data.len;
+	if ((error = cairn_pipeline_index_add(w->pipe, &e)) < 0)
 		return error;
 	if ((error = cairn_buf_printf(&w->pack_trailer, "%s %" PRIu64 " %zu %zu\n", hex,
-	                              w->pack_offset, w->frame.len, len)) < 0)
+	                              w->pack_offset, job->frame.len, job->data.len)) < 0)
 		return error;
-	w->pack_offset += w->frame.len;
-	w->info.stored_size += w->frame.len;
+	w->pack_offset += job->frame.len;
+	w->info.stored_size += job->frame.len;
 	if (w->pack_offset >= w->repo->pack_size)
 		return pack_close(w);
 	return 0;
+}
+
+/*
+ * Receives the pipeline's jobs in the order they were submitted: chunks
+ * (stored when new) and, after an entry's chunks, a mark holding the
+ * entry's manifest line.
+ */
+static int writer_consume(void *arg, cairn_job *job)
+{
+	cairn_backup_writer *w = arg;
+	char hex[CAIRN_HASH_LEN * 2 + 1];
+	int error;
+
+	if (job->kind == CAIRN_JOB_MARK) {
+		if ((error = cairn_objwriter_write(w->manifest, job->data.data, job->data.len)) < 0 ||
+		    (error = cairn_objwriter_write(w->manifest, w->chunk_lines.data,
+		                                   w->chunk_lines.len)) < 0)
+			return error;
+		cairn_buf_clear(&w->chunk_lines);
+		w->info.entries++;
+		w->info.size += job->value;
+		return 0;
+	}
+	cairn_hex_encode(job->id, sizeof(job->id), hex);
+	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, job->data.len)) < 0)
+		return error;
+	w->info.chunks++;
+	/* Known when hashed, or stored meanwhile by an earlier job with the same data. */
+	if (job->known || cairn_index_find(&w->repo->index, job->id))
+		return 0;
+	return store_frame(w, job, hex);
 }
 
 /* ---- entries ---- */
@@ -312,7 +341,6 @@ int cairn_backup_writer_entry_begin(cairn_backup_writer *w, const cairn_entry *e
 		w->chunking = w->repo->cdc;
 	}
 	cairn_buf_clear(&w->pending);
-	cairn_buf_clear(&w->chunk_lines);
 	w->entry_size = 0;
 	w->in_entry = 1;
 	return 0;
@@ -335,7 +363,8 @@ static int cut_pending(cairn_backup_writer *w, int final)
 		                      w->pending.len - pos, final);
 		if (n == 0)
 			break;
-		if ((error = store_chunk(w, w->pending.data + pos, n)) < 0)
+		if ((error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_CHUNK, w->pending.data + pos, n,
+		                                   0)) < 0)
 			return error;
 		pos += n;
 	}
@@ -384,17 +413,37 @@ int cairn_backup_writer_entry_end(cairn_backup_writer *w)
 		return cairn_error_set(CAIRN_EINVALID, "entry_end outside an entry");
 	if ((error = cut_pending(w, 1)) < 0)
 		goto done;
-	if ((error = cairn_manifest_entry_line(&line, &w->entry, w->entry_size)) < 0)
+	/* The entry line follows its chunks through the pipeline, keeping manifest order. */
+	if ((error = cairn_manifest_entry_line(&line, &w->entry, w->entry_size)) < 0 ||
+	    (error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_MARK, line.data, line.len,
+	                                   w->entry_size)) < 0)
 		goto done;
-	if ((error = cairn_objwriter_write(w->manifest, line.data, line.len)) < 0 ||
-	    (error = cairn_objwriter_write(w->manifest, w->chunk_lines.data, w->chunk_lines.len)) < 0)
-		goto done;
-	w->info.entries++;
-	w->info.size += w->entry_size;
 	w->in_entry = 0;
 done:
 	cairn_buf_free(&line);
 	return error;
+}
+
+int cairn_backup_writer_entry_chunk_size(cairn_backup_writer *w, size_t avg_size)
+{
+	cairn_chunker_params p;
+	int error;
+
+	if (!w->in_entry || w->entry_size > 0 || w->chunking.fixed)
+		return cairn_error_set(CAIRN_EINVALID,
+		                       "entry_chunk_size must follow entry_begin of a content-defined "
+		                       "entry, before its data");
+	if (avg_size < 256 || avg_size > (16u << 20))
+		return cairn_error_set(CAIRN_EINVALID, "chunk size %zu of %s is not within 256 B..16 MiB",
+		                       avg_size, w->entry.path);
+	p = w->chunking;
+	p.min_size = avg_size / 4;
+	p.avg_size = avg_size;
+	p.max_size = avg_size * 4;
+	if ((error = cairn_chunker_check(&p)) < 0)
+		return error;
+	w->chunking = p;
+	return 0;
 }
 
 int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const char *value)
@@ -413,7 +462,8 @@ int cairn_backup_writer_commit(cairn_backup_writer *w, cairn_backup_info *info)
 
 	if (w->in_entry)
 		return cairn_error_set(CAIRN_EINVALID, "commit inside entry %s", w->entry.path);
-	if ((error = pack_close(w)) < 0 || (error = index_flush(w)) < 0)
+	if ((error = cairn_pipeline_drain(w->pipe)) < 0 || (error = pack_close(w)) < 0 ||
+	    (error = index_flush(w)) < 0)
 		goto done;
 	w->info.end_time = time(NULL);
 	for (i = 0; i < w->info.meta_count; i++) {
@@ -462,6 +512,7 @@ void cairn_backup_writer_free(cairn_backup_writer *w)
 		return;
 	/* Cleanup talks to the storage; the error being reported must survive it. */
 	cairn_error_save(&saved);
+	cairn_pipeline_free(w->pipe);
 	if (!w->committed) {
 		const char *key;
 
@@ -627,13 +678,20 @@ struct cairn_backup_reader {
 	size_t chunk_pos;
 	uint64_t entries_read, bytes_total;
 	uint64_t bytes_read; /* for progress */
+	cairn_pipeline *pipe; /* decodes chunks ahead of the driver's reads */
+	size_t chunk_submit;  /* next chunk of the entry to hand to the pipeline */
+	int discarding;
+	cairn_buf raw;
 };
+
+static int restore_work(cairn_repo *repo, cairn_job *job);
+static int reader_consume(void *arg, cairn_job *job);
 
 int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const char *name)
 {
 	cairn_backup_reader *r;
 	char key[CAIRN_NAME_MAX + 16], *line;
-	int error;
+	int error, workers;
 
 	*out = NULL;
 	if (!(r = calloc(1, sizeof(*r))))
@@ -642,6 +700,11 @@ int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const 
 	if ((error = cairn_backup_info_load(repo, name, &r->info)) < 0)
 		goto fail;
 	if ((error = cairn_repo_load_index(repo)) < 0)
+		goto fail;
+	workers = (int)cairn_settings_get_int("workers");
+	if ((error = cairn_pipeline_new(&r->pipe, repo,
+	                                workers > 0 ? workers : cairn_pipeline_default_workers(),
+	                                restore_work, reader_consume, r)) < 0)
 		goto fail;
 	snprintf(key, sizeof(key), "manifests/%s", name);
 	if ((error = cairn_objreader_open(&r->manifest, repo, key, CAIRN_OBJ_MANIFEST)) < 0)
@@ -689,7 +752,15 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 
 	free(r->entry_text);
 	r->entry_text = NULL;
-	r->chunk_count = r->chunk_next = 0;
+	if (cairn_pipeline_pending(r->pipe)) {
+		/* The driver did not read all of the last entry: drop what was decoded ahead. */
+		r->discarding = 1;
+		error = cairn_pipeline_drain(r->pipe);
+		r->discarding = 0;
+		if (error < 0)
+			return error;
+	}
+	r->chunk_count = r->chunk_next = r->chunk_submit = 0;
 	cairn_buf_clear(&r->chunk);
 	r->chunk_pos = 0;
 	for (;;) {
@@ -766,41 +837,106 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 	return 1;
 }
 
-int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
-                      cairn_buf *out)
+/* Reads a chunk's stored frame from its pack (on the caller's thread). */
+static int chunk_fetch_raw(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], cairn_buf *raw)
 {
 	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
-	cairn_buf raw = CAIRN_BUF_INIT;
-	cairn_frame_header h;
 	char key[96], hex[65];
-	size_t start = out->len;
+	size_t start = raw->len;
 	int error;
 
 	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
 	if (!e)
 		return cairn_error_set(CAIRN_ECORRUPT, "chunk %s is not in the repository index", hex);
 	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
-	if ((error = cairn_store_get(repo->store, key, e->offset, e->length, &raw)) < 0)
-		goto done;
-	if (raw.len != e->length) {
-		error = cairn_error_set(CAIRN_ECORRUPT,
-		                        "pack %s is truncated: chunk %s at offset %" PRIu64 " is missing",
-		                        key, hex, e->offset);
-		goto done;
+	if ((error = cairn_store_get(repo->store, key, e->offset, e->length, raw)) < 0)
+		return error;
+	if (raw->len - start != e->length) {
+		raw->len = start;
+		return cairn_error_set(CAIRN_ECORRUPT,
+		                       "pack %s is truncated: chunk %s at offset %" PRIu64 " is missing",
+		                       key, hex, e->offset);
 	}
-	if ((error = cairn_frame_decode(&repo->keys, raw.data, raw.len, out, &h)) < 0) {
-		cairn_error_wrap(error, "chunk %s in pack %s at offset %" PRIu64, hex, key, e->offset);
-		goto done;
-	}
+	return 0;
+}
+
+/* Decrypts, decompresses and checks a chunk's frame (on any thread). */
+static int chunk_decode(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
+                        const uint8_t *raw, size_t raw_len, cairn_buf *out)
+{
+	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
+	cairn_frame_header h;
+	char key[96], hex[65];
+	size_t start = out->len;
+	int error;
+
+	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
+	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
+	if ((error = cairn_frame_decode(&repo->keys, raw, raw_len, out, &h)) < 0)
+		return cairn_error_wrap(error, "chunk %s in pack %s at offset %" PRIu64, hex, key,
+		                        e->offset);
 	if (memcmp(h.checksum, id, CAIRN_HASH_LEN) != 0 || out->len - start != plain_len) {
 		out->len = start;
-		error = cairn_error_set(CAIRN_ECORRUPT,
-		                        "pack %s at offset %" PRIu64 " holds another chunk than %s", key,
-		                        e->offset, hex);
+		return cairn_error_set(CAIRN_ECORRUPT,
+		                       "pack %s at offset %" PRIu64 " holds another chunk than %s", key,
+		                       e->offset, hex);
 	}
-done:
+	return 0;
+}
+
+int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
+                      cairn_buf *out)
+{
+	cairn_buf raw = CAIRN_BUF_INIT;
+	int error;
+
+	if ((error = chunk_fetch_raw(repo, id, &raw)) == 0)
+		error = chunk_decode(repo, id, plain_len, raw.data, raw.len, out);
 	cairn_buf_free(&raw);
 	return error;
+}
+
+/* Restore work on a worker: job data is the chunk id followed by its stored frame. */
+static int restore_work(cairn_repo *repo, cairn_job *job)
+{
+	cairn_buf_clear(&job->frame);
+	return chunk_decode(repo, job->data.data, (uint32_t)job->value,
+	                    job->data.data + CAIRN_HASH_LEN, job->data.len - CAIRN_HASH_LEN,
+	                    &job->frame);
+}
+
+/* Takes a decoded chunk, in order; discards those of an entry left unread. */
+static int reader_consume(void *arg, cairn_job *job)
+{
+	cairn_backup_reader *r = arg;
+	cairn_buf swap;
+
+	if (r->discarding)
+		return 0;
+	swap = r->chunk;
+	r->chunk = job->frame;
+	job->frame = swap;
+	r->chunk_pos = 0;
+	return 0;
+}
+
+/* Fetches the entry's next chunks and hands them to the workers, as far as there is room. */
+static int reader_prefetch(cairn_backup_reader *r)
+{
+	int error;
+
+	while (r->chunk_submit < r->chunk_count && cairn_pipeline_room(r->pipe) > 0) {
+		const chunk_ref *c = &r->chunks[r->chunk_submit];
+
+		cairn_buf_clear(&r->raw);
+		if ((error = cairn_buf_append(&r->raw, c->id, CAIRN_HASH_LEN)) < 0 ||
+		    (error = chunk_fetch_raw(r->repo, c->id, &r->raw)) < 0 ||
+		    (error = cairn_pipeline_submit(r->pipe, CAIRN_JOB_CHUNK, r->raw.data, r->raw.len,
+		                                   c->len)) < 0)
+			return error;
+		r->chunk_submit++;
+	}
+	return 0;
 }
 
 int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size_t *out_len)
@@ -816,8 +952,8 @@ int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size
 			return error;
 		cairn_buf_clear(&r->chunk);
 		r->chunk_pos = 0;
-		if ((error = cairn_chunk_fetch(r->repo, r->chunks[r->chunk_next].id,
-		                               r->chunks[r->chunk_next].len, &r->chunk)) < 0)
+		if ((error = reader_prefetch(r)) < 0 ||
+		    (error = cairn_pipeline_consume_one(r->pipe)) < 0)
 			return cairn_error_wrap(error, "restoring %s of backup %s", r->entry.path,
 			                        r->info.name);
 		r->chunk_next++;
@@ -857,6 +993,8 @@ void cairn_backup_reader_free(cairn_backup_reader *r)
 {
 	if (!r)
 		return;
+	cairn_pipeline_free(r->pipe);
+	cairn_buf_free(&r->raw);
 	cairn_objreader_free(r->manifest);
 	cairn_backup_info_free(&r->info);
 	free(r->lookahead);

@@ -24,6 +24,8 @@ int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const c
 int cairn_backup_writer_entry_begin(cairn_backup_writer *w, const cairn_entry *entry);
 int cairn_backup_writer_entry_write(cairn_backup_writer *w, const void *data, size_t len);
 int cairn_backup_writer_entry_end(cairn_backup_writer *w);
+/* Content-defined chunk sizes of the current entry (ABI 3, see plugin.h). */
+int cairn_backup_writer_entry_chunk_size(cairn_backup_writer *w, size_t avg_size);
 int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const char *value);
 /* Finishes the backup; its summary (name, sizes) is copied to *info when not NULL. */
 int cairn_backup_writer_commit(cairn_backup_writer *w, cairn_backup_info *info);

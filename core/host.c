@@ -91,6 +91,7 @@ static const cairn_host host = {
 	.log_list = cairn_log_list,
 	.log_remove = cairn_log_remove,
 	.backup_list = cairn_session_backup_list,
+	.entry_chunk_size = cairn_backup_writer_entry_chunk_size,
 };
 
 const cairn_host *cairn_host_get(void)

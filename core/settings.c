@@ -39,6 +39,8 @@ static const cairn_setting core_settings[] = {
 	{"upload-concurrency", CAIRN_SETTING_INT, "4",
 	 "CAIRN_UPLOAD_CONCURRENCY WALG_UPLOAD_CONCURRENCY",
 	 "uploads in flight at once for storages that support concurrent puts", 0},
+	{"workers", CAIRN_SETTING_INT, "0", "CAIRN_WORKERS",
+	 "threads that hash, compress and encrypt chunks (0: one per CPU)", 0},
 	{"chunk-min-size", CAIRN_SETTING_SIZE, "64K", "CAIRN_CHUNK_MIN_SIZE",
 	 "content-defined chunking: smallest chunk (fixed when the repository is created)", 0},
 	{"chunk-avg-size", CAIRN_SETTING_SIZE, "256K", "CAIRN_CHUNK_AVG_SIZE",
@@ -127,7 +129,17 @@ int cairn_settings_register(const cairn_setting *list, const char *scope)
 	setting_slot *slot;
 
 	for (s = list; s && s->name; s++) {
-		if (slot_find(s->name))
+		setting_slot *seen = slot_find(s->name);
+
+		/*
+		 * Options that mean the same for every engine (--until, --from-file)
+		 * are declared by each driver that takes them; two plugins share
+		 * the setting when they agree on its type. The first declaration's
+		 * help, default and environment names are kept.
+		 */
+		if (seen && seen->def->type == s->type && strcmp(seen->scope, "core") != 0)
+			continue;
+		if (seen)
 			return cairn_error_set(CAIRN_EINVALID, "setting '%s' of %s is already defined",
 			                       s->name, scope);
 		if (slot_count == SETTINGS_MAX)

@@ -40,9 +40,11 @@ extern "C" {
  * Version 1: drivers, storages, backup writer/reader, settings.
  * Version 2: sessions, log segments, backup listing for drivers, and the
  *            driver slot prune_logs.
- * Version 3: the setting flag CAIRN_SETTING_REPO_URL.
+ * Version 3: host->entry_chunk_size (per-entry content-defined chunk size,
+ *            for engines whose snapshot is one big stream).
+ * Version 4: the setting flag CAIRN_SETTING_REPO_URL.
  */
-#define CAIRN_ABI_VERSION 3u
+#define CAIRN_ABI_VERSION 4u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -81,7 +83,7 @@ typedef enum cairn_setting_type {
 
 #define CAIRN_SETTING_SECRET 0x1u /* never printed; not accepted on the command line */
 /*
- * (Version 3) A storage's setting that holds a repository URL under another
+ * (Version 4) A storage's setting that holds a repository URL under another
  * tool's name (WAL-G's WALG_S3_PREFIX): when `repo` is not set, the value of
  * the one such setting that is set becomes the repository URL.
  */
@@ -345,6 +347,18 @@ struct cairn_host {
 	                   int (*cb)(void *arg, const char *name, int64_t end_time,
 	                             const char *const *meta),
 	                   void *arg);
+
+	/* ---- version 3 ---- */
+	/*
+	 * May be called between entry_begin and the first entry_write of a
+	 * CAIRN_CHUNK_CDC entry: cuts this entry around avg_size bytes (a power
+	 * of two, 256 B to 16 MiB; min avg/4, max avg*4) instead of the
+	 * repository's chunk-avg-size. One stream holding a whole dataset (an
+	 * RDB snapshot) changes in many small scattered places, where a file
+	 * tree changes in few files: small chunks keep such a change small.
+	 * Check host->version >= 3 before calling.
+	 */
+	int (*entry_chunk_size)(cairn_backup_writer *w, size_t avg_size);
 };
 
 /*
