@@ -40,6 +40,18 @@ like "$(etag onepart)" '^"[0-9a-f]{32}"$' "an object of exactly one part is one 
 like "$(etag many)" '^"[0-9a-f]{32}-5"$' "23 MiB with 5 MiB parts is a multipart upload of 5 parts"
 is "$(stat -c %s "$DATA/obj/many")" $((23 * 1048576 + 12345)) "the server holds all bytes of the multipart object"
 
+# Memory is bounded by (upload-concurrency + 1) parts, not by the object:
+# 64 MiB through 3 x 5 MiB buffers stays far below the object's size.
+rand_file "$TMP/big" $((64 * 1048576)) 4
+run /usr/bin/time -f 'maxrss %M' "$CAIRN" --repo "$REPO" --upload-concurrency 2 st put obj/big "$TMP/big"
+is "$RC" 0 "put of 64 MiB with upload-concurrency 2"
+rss=$(sed -n 's/^maxrss //p' "$ERRF")
+between "${rss:-0}" 1 $((48 * 1024)) "... peaks under 48 MiB of memory (${rss:-?} KiB)"
+run cairn st cat obj/big
+ok "$([ "$RC" = 0 ] && cmp -s "$OUTF" "$TMP/big"; echo $?)" "... and reads back byte for byte"
+check "remove it" cairn st rm obj/big
+rm -f "$TMP/big"
+
 run cairn st ls obj/
 is "$(sort "$OUTF")" "$(printf 'obj/many\t%d\nobj/onepart\t%d\nobj/small\t1000\nobj/zero\t0' \
 	$((23 * 1048576 + 12345)) $((5 * 1048576)))" "list reports keys and sizes"
