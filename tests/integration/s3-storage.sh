@@ -111,6 +111,33 @@ expect_fail -c 2 "a batch with one bad key removes nothing" cairn st rm many/b/o
 run cairn st ls many/b/
 is "$OUT" "$(printf 'many/b/other\t1')" "... the good key is still there"
 
+# ---- a server without DeleteObjects: one DELETE per key ----
+rm -f "$TMP/proxy.port" "$TMP/proxy.log"
+"$PYTHON" "$CAIRN_SRCDIR/tests/lib/s3-drop-proxy.py" "$TMP/proxy.port" "$TMP/proxy.log" \
+	"$S3_PORT" POST "delete=" notimplemented 2>"$TMP/proxy.err" &
+PROXY_PID=$!
+BG_PIDS+=("$PROXY_PID")
+for _ in $(seq 1 100); do
+	[ -s "$TMP/proxy.port" ] && break
+	sleep 0.05
+done
+if wait_port "$(cat "$TMP/proxy.port" 2>/dev/null || echo 0)" 10; then
+	for k in 1 2 3; do cairn st put "nodelete/k$k" "$TMP/small" >/dev/null 2>&1; done
+	check "remove where DeleteObjects is not implemented" env \
+		AWS_ENDPOINT="http://127.0.0.1:$(cat "$TMP/proxy.port")" CAIRN_REPO="$REPO" \
+		"$CAIRN" st rm nodelete/k1 nodelete/k2 nodelete/k3
+	grep -q "POST /$S3_BUCKET?delete= 501" "$TMP/proxy.log"
+	ok $? "... the server answered NotImplemented to DeleteObjects"
+	is "$(grep -c "^DELETE /$S3_BUCKET/storage/test/nodelete/k[123] 20[04]" "$TMP/proxy.log")" 3 \
+		"... so each key was deleted alone"
+	run cairn st ls nodelete/
+	is "$OUT" "" "... and none is left"
+else
+	ok 1 "the proxy starts"
+	diag_file "$TMP/proxy.err"
+fi
+kill "$PROXY_PID" 2>/dev/null
+
 # ---- no multipart upload left behind by any of this ----
 run s3_multipart_uploads
 is "$OUT" "" "no unfinished multipart upload in the bucket"

@@ -15,6 +15,9 @@ proxy as AWS S3 may answer a CompleteMultipartUpload whose upload an earlier
 attempt completed: 404 NoSuchUpload (versitygw itself answers 200).
 MODE "unsent-nosuchupload": the same, but the dropped request never reached
 the server, so nothing was completed (the client must not believe it was).
+MODE "notimplemented": nothing is dropped; every matching request is
+answered 501 NotImplemented, as by a server without that operation (some
+S3-compatible servers lack DeleteObjects).
 """
 import http.client
 import http.server
@@ -25,6 +28,9 @@ mode = sys.argv[6] if len(sys.argv) > 6 else ""
 play_nosuchupload = mode in ("nosuchupload", "unsent-nosuchupload")
 dropped = False
 answered = False
+NOT_IMPLEMENTED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
+                   b'<Message>A header you provided implies functionality that is not '
+                   b'implemented.</Message></Error>')
 NO_SUCH_UPLOAD = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchUpload</Code>'
                   b'<Message>The specified upload does not exist.</Message></Error>')
 
@@ -44,6 +50,14 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         matches = self.command == drop_method and drop_query in self.path
+        if matches and mode == "notimplemented":
+            self.note("501 NotImplemented (played)")
+            self.send_response_only(501, "Not Implemented")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(NOT_IMPLEMENTED)))
+            self.end_headers()
+            self.wfile.write(NOT_IMPLEMENTED)
+            return
         if dropped and matches and play_nosuchupload and not answered:
             answered = True
             self.note("404 NoSuchUpload (played)")
