@@ -588,9 +588,9 @@ int cairn_http_perform(cairn_http *http, const cairn_http_request *req, cairn_ht
 		} else {
 			error = 0;
 			if (status_is_transient(resp->status) ||
-			    (!status_is_success(resp->status) && req->retryable &&
-			     req->retryable(req->retryable_arg, resp->status,
-			                    resp->body ? resp->body : "", resp->body_len)))
+			    (req->retryable && req->retryable(req->retryable_arg, resp->status,
+			                                      resp->body ? resp->body : "",
+			                                      resp->body_len)))
 				transient = 1;
 			snprintf(why, sizeof(why), "HTTP %ld", resp->status);
 		}
