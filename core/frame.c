@@ -71,7 +71,15 @@ static void header_write(uint8_t *p, const cairn_frame_header *h)
 	cairn_put_u32le(p + 12, h->stored_len);
 	cairn_put_u64le(p + 16, h->plain_len);
 	memcpy(p + 24, h->checksum, CAIRN_HASH_LEN);
-	cairn_put_u32le(p + 56, cairn_crc32c(0, p, 56));
+	/* Bytes 56..63 (payload and header CRCs) are written once the payload exists. */
+	memset(p + 56, 0, 8);
+}
+
+/* Seals a frame whose payload follows the header: payload CRC, then header CRC. */
+static void header_seal(uint8_t *p, uint32_t stored_len)
+{
+	cairn_put_u32le(p + 56, cairn_crc32c(0, p + CAIRN_FRAME_HEADER_LEN, stored_len));
+	cairn_put_u32le(p + 60, cairn_crc32c(0, p, 60));
 }
 
 int cairn_frame_header_parse(const uint8_t *p, size_t len, cairn_frame_header *out)
@@ -81,7 +89,7 @@ int cairn_frame_header_parse(const uint8_t *p, size_t len, cairn_frame_header *o
 		                       CAIRN_FRAME_HEADER_LEN);
 	if (memcmp(p, frame_magic, 4) != 0)
 		return cairn_error_set(CAIRN_ECORRUPT, "bad frame magic");
-	if (cairn_crc32c(0, p, 56) != cairn_get_u32le(p + 56))
+	if (cairn_crc32c(0, p, 60) != cairn_get_u32le(p + 60))
 		return cairn_error_set(CAIRN_ECORRUPT, "frame header checksum mismatch");
 	if (p[4] != FORMAT_VERSION)
 		return cairn_error_set(CAIRN_EUNSUPPORTED, "frame format version %d is not supported",
@@ -154,11 +162,13 @@ int cairn_frame_encode(const cairn_keys *keys, int codec, int level, unsigned in
 			goto done;
 		if ((error = cairn_buf_append(out, nonce, sizeof(nonce))) < 0)
 			goto done;
-		error = cairn_aead_encrypt(keys->data_key, nonce, out->data + start,
-		                           CAIRN_FRAME_HEADER_LEN, body, body_len, out);
+		error = cairn_aead_encrypt(keys->data_key, nonce, out->data + start, CAIRN_FRAME_AAD_LEN,
+		                           body, body_len, out);
 	} else {
 		error = cairn_buf_append(out, body, body_len);
 	}
+	if (error == 0)
+		header_seal(out->data + start, h.stored_len);
 done:
 	if (error < 0)
 		out->len = start;
@@ -183,6 +193,9 @@ int cairn_frame_decode(const cairn_keys *keys, const uint8_t *frame, size_t len,
 		                       len - CAIRN_FRAME_HEADER_LEN, h.stored_len);
 	body = frame + CAIRN_FRAME_HEADER_LEN;
 	body_len = h.stored_len;
+	/* Every stored bit counts, even one that would not change the plaintext. */
+	if (cairn_crc32c(0, body, body_len) != cairn_get_u32le(frame + 56))
+		return cairn_error_set(CAIRN_ECORRUPT, "frame payload checksum mismatch");
 	if (h.cipher == CAIRN_CIPHER_AES256GCM) {
 		if (!keys || !keys->encrypted) {
 			error = cairn_error_set(CAIRN_EAUTH, "data is encrypted and no key was given");
@@ -194,7 +207,7 @@ int cairn_frame_decode(const cairn_keys *keys, const uint8_t *frame, size_t len,
 			                        h.key_id, keys->key_id);
 			goto done;
 		}
-		if ((error = cairn_aead_decrypt(keys->data_key, body, frame, CAIRN_FRAME_HEADER_LEN,
+		if ((error = cairn_aead_decrypt(keys->data_key, body, frame, CAIRN_FRAME_AAD_LEN,
 		                                body + CAIRN_NONCE_LEN, body_len - CAIRN_NONCE_LEN,
 		                                &opened)) < 0) {
 			error = cairn_error_set(CAIRN_ECORRUPT, "authentication failed (data was altered)");

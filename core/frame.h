@@ -2,10 +2,11 @@
  * frame.h - framed, self-describing stored objects (FORMAT.md, "Objects").
  *
  * An object is an 8-byte object header followed by frames. A frame is a
- * 60-byte header (magic, codec, cipher, flags, key id, stored length,
- * plaintext length, plaintext checksum, header CRC) and a payload: the
- * compressed bytes, or nonce || AES-256-GCM ciphertext || tag, with the
- * header as associated data. The last frame of an object has the LAST flag.
+ * 64-byte header (magic, codec, cipher, flags, key id, stored length,
+ * plaintext length, plaintext checksum, payload CRC, header CRC) and a
+ * payload: the compressed bytes, or nonce || AES-256-GCM ciphertext || tag,
+ * with the first 56 header bytes as associated data. The last frame of an
+ * object has the LAST flag.
  *
  * The checksum is SHA-256 of the plaintext, or HMAC-SHA256 under the
  * repository's id key when encrypted; for chunks it is also the chunk id.
@@ -20,7 +21,8 @@
 #include "crypto.h"
 
 #define CAIRN_OBJECT_HEADER_LEN 8
-#define CAIRN_FRAME_HEADER_LEN 60
+#define CAIRN_FRAME_HEADER_LEN 64
+#define CAIRN_FRAME_AAD_LEN 56 /* header bytes authenticated by AES-GCM */
 #define CAIRN_FRAME_MAX_PLAIN (64u << 20)
 #define CAIRN_FRAME_FLAG_LAST 0x1u
 

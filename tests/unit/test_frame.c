@@ -17,6 +17,14 @@ static uint8_t next_byte(void)
 	return (uint8_t)rng;
 }
 
+/* Recomputes both CRCs, as someone altering data on purpose would. */
+static void reseal(uint8_t *frame, size_t len)
+{
+	cairn_put_u32le(frame + 56, cairn_crc32c(0, frame + CAIRN_FRAME_HEADER_LEN,
+	                                          len - CAIRN_FRAME_HEADER_LEN));
+	cairn_put_u32le(frame + 60, cairn_crc32c(0, frame, 60));
+}
+
 static void make_keys(cairn_keys *k, uint8_t fill)
 {
 	memset(k, 0, sizeof(*k));
@@ -116,9 +124,14 @@ static void errors(void)
 	   "no key: its own error (%s)", cairn_error_message());
 	frame.data[frame.len - 3] ^= 0x80;
 	rc = cairn_frame_decode(&k, frame.data, frame.len, &out, NULL);
+	ok(rc == CAIRN_ECORRUPT && strstr(cairn_error_message(), "payload checksum"),
+	   "flipped stored bit: caught by the payload CRC (%s)", cairn_error_message());
+	reseal(frame.data, frame.len);
+	rc = cairn_frame_decode(&k, frame.data, frame.len, &out, NULL);
 	ok(rc == CAIRN_ECORRUPT && strstr(cairn_error_message(), "authentication failed"),
-	   "tampered byte: its own error (%s)", cairn_error_message());
+	   "tampered byte with CRCs recomputed: its own error (%s)", cairn_error_message());
 	frame.data[frame.len - 3] ^= 0x80;
+	reseal(frame.data, frame.len);
 	rc = cairn_frame_decode(&k, frame.data, frame.len - 5, &out, NULL);
 	ok(rc == CAIRN_ECORRUPT && strstr(cairn_error_message(), "truncated"),
 	   "truncated frame: its own error (%s)", cairn_error_message());
