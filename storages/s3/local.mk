@@ -28,4 +28,7 @@ INTEGRATION_TESTS += \
 	tests/integration/s3-settings.sh \
 	tests/integration/s3-backup.sh \
 	tests/integration/s3-faults.sh
+if BUILD_PG
+INTEGRATION_TESTS += tests/integration/s3-pg.sh
+endif
 endif
