@@ -771,6 +771,7 @@ static int setup(int argc, char **argv, char **pos, int *npos, int *help)
 		if ((error = cairn_settings_set(opts[i].name, opts[i].value, CAIRN_SOURCE_CLI,
 		                                "the command line")) < 0)
 			goto done;
+	error = cairn_settings_resolve_repo();
 done:
 	free(opts);
 	return error;

@@ -365,6 +365,32 @@ int cairn_settings_load_env(void)
 	return 0;
 }
 
+int cairn_settings_resolve_repo(void)
+{
+	setting_slot *repo = slot_find("repo"), *found = NULL;
+	size_t i;
+
+	if (!repo || repo->source != CAIRN_SOURCE_DEFAULT)
+		return 0;
+	for (i = 0; i < slot_count; i++) {
+		setting_slot *s = &slots[i];
+
+		if (!(s->def->flags & CAIRN_SETTING_REPO_URL) || s->source == CAIRN_SOURCE_DEFAULT ||
+		    !s->value || !*s->value)
+			continue;
+		if (found && strcmp(found->value, s->value) != 0) {
+			cairn_error_set(CAIRN_EINVALID, "settings %s and %s name different repositories",
+			                found->def->name, s->def->name);
+			cairn_error_hint("set the one to use as CAIRN_REPO or --repo");
+			return CAIRN_EINVALID;
+		}
+		found = s;
+	}
+	if (!found)
+		return 0;
+	return cairn_settings_set("repo", found->value, found->source, found->def->name);
+}
+
 const char *cairn_settings_get(const char *name)
 {
 	setting_slot *slot = slot_find(name);

@@ -47,6 +47,12 @@ int cairn_settings_set(const char *name, const char *value, cairn_setting_source
 int cairn_settings_load_file(const char *path);
 /* Reads every registered environment name. */
 int cairn_settings_load_env(void);
+/*
+ * When `repo` was not set, takes it from the setting flagged
+ * CAIRN_SETTING_REPO_URL that is set (CAIRN_EINVALID when two disagree).
+ * Call after every source is loaded.
+ */
+int cairn_settings_resolve_repo(void);
 
 const char *cairn_settings_get(const char *name); /* NULL when unset */
 int cairn_settings_get_bool(const char *name);

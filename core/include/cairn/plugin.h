@@ -42,8 +42,9 @@ extern "C" {
  *            driver slot prune_logs.
  * Version 3: host->entry_chunk_size (per-entry content-defined chunk size,
  *            for engines whose snapshot is one big stream).
+ * Version 4: the setting flag CAIRN_SETTING_REPO_URL.
  */
-#define CAIRN_ABI_VERSION 3u
+#define CAIRN_ABI_VERSION 4u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -81,6 +82,12 @@ typedef enum cairn_setting_type {
 } cairn_setting_type;
 
 #define CAIRN_SETTING_SECRET 0x1u /* never printed; not accepted on the command line */
+/*
+ * (Version 4) A storage's setting that holds a repository URL under another
+ * tool's name (WAL-G's WALG_S3_PREFIX): when `repo` is not set, the value of
+ * the one such setting that is set becomes the repository URL.
+ */
+#define CAIRN_SETTING_REPO_URL 0x2u
 
 /*
  * One setting. `name` is the config file key and the command line option
