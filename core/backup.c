@@ -57,7 +57,23 @@ struct cairn_backup_writer {
 	char **index_keys; /* index objects written by this backup */
 	size_t index_key_count;
 	uint64_t progress_done;
+
+	/* entries of the previous backup of the same source, for entry_reuse */
+	int prev_state; /* 0 not loaded, 1 loaded, -1 none usable */
+	struct prev_entry **prev;
+	size_t prev_cap, prev_count;
+	int64_t prev_start;
+	char prev_name[CAIRN_NAME_MAX];
 };
+
+/* An unchanged-file candidate: a FILE entry of the previous backup. */
+typedef struct prev_entry {
+	char *path;
+	uint64_t size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	cairn_buf refs; /* its "c" or "l" lines */
+} prev_entry;
 
 static int check_interrupt(void)
 {
@@ -340,6 +356,14 @@ static int writer_consume(void *arg, cairn_job *job)
 	char hex[CAIRN_HASH_LEN * 2 + 1];
 	int error;
 
+	if (job->kind == CAIRN_JOB_ENTRY) {
+		/* A reused entry: line and references were composed by entry_reuse. */
+		if ((error = cairn_objwriter_write(w->manifest, job->data.data, job->data.len)) < 0)
+			return error;
+		w->info.entries++;
+		w->info.size += job->value;
+		return 0;
+	}
 	if (job->kind == CAIRN_JOB_MARK) {
 		const cairn_buf *refs = &w->chunk_lines;
 
@@ -501,6 +525,206 @@ int cairn_backup_writer_entry_chunk_size(cairn_backup_writer *w, size_t avg_size
 	return 0;
 }
 
+/* ---- reuse of unchanged files ---- */
+
+static uint64_t path_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static int prev_insert(cairn_backup_writer *w, prev_entry *e)
+{
+	size_t i;
+
+	if ((w->prev_count + 1) * 2 > w->prev_cap) {
+		size_t cap = w->prev_cap ? w->prev_cap * 2 : 1024;
+		prev_entry **table = calloc(cap, sizeof(*table));
+
+		if (!table)
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		for (i = 0; i < w->prev_cap; i++) {
+			size_t s;
+
+			if (!w->prev[i])
+				continue;
+			for (s = path_hash(w->prev[i]->path) & (cap - 1); table[s]; s = (s + 1) & (cap - 1))
+				;
+			table[s] = w->prev[i];
+		}
+		free(w->prev);
+		w->prev = table;
+		w->prev_cap = cap;
+	}
+	for (i = path_hash(e->path) & (w->prev_cap - 1); w->prev[i]; i = (i + 1) & (w->prev_cap - 1))
+		;
+	w->prev[i] = e;
+	w->prev_count++;
+	return 0;
+}
+
+static prev_entry *prev_find(cairn_backup_writer *w, const char *path)
+{
+	size_t i;
+
+	if (!w->prev_cap)
+		return NULL;
+	for (i = path_hash(path) & (w->prev_cap - 1); w->prev[i]; i = (i + 1) & (w->prev_cap - 1))
+		if (strcmp(w->prev[i]->path, path) == 0)
+			return w->prev[i];
+	return NULL;
+}
+
+static void prev_entry_free(prev_entry *e)
+{
+	if (!e)
+		return;
+	free(e->path);
+	cairn_buf_free(&e->refs);
+	free(e);
+}
+
+static void prev_free(cairn_backup_writer *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->prev_cap; i++)
+		prev_entry_free(w->prev[i]);
+	free(w->prev);
+	w->prev = NULL;
+	w->prev_cap = w->prev_count = 0;
+}
+
+/*
+ * The newest backup of this engine whose "source" (and "identity", when the
+ * driver sets one) equal this backup's: its FILE entries with their chunk
+ * references, by path.
+ */
+static int prev_load(cairn_backup_writer *w)
+{
+	cairn_backup_info *infos = NULL;
+	cairn_objreader *r = NULL;
+	prev_entry *cur = NULL;
+	const char *source = cairn_backup_info_meta(&w->info, "source");
+	const char *identity = cairn_backup_info_meta(&w->info, "identity");
+	char key[CAIRN_NAME_MAX + 16], *line, *copy = NULL;
+	size_t count = 0, i;
+	int rc, error;
+
+	w->prev_state = -1;
+	if (!source)
+		return 0;
+	if ((error = cairn_backup_list(w->repo, w->info.engine, &infos, &count)) < 0)
+		return error;
+	for (i = count; i-- > 0;) {
+		const char *s = cairn_backup_info_meta(&infos[i], "source");
+		const char *id = cairn_backup_info_meta(&infos[i], "identity");
+
+		if (s && strcmp(s, source) == 0 && ((!id && !identity) || (id && identity && strcmp(id, identity) == 0))) {
+			snprintf(w->prev_name, sizeof(w->prev_name), "%s", infos[i].name);
+			w->prev_start = infos[i].start_time;
+			break;
+		}
+	}
+	for (i = 0; i < count; i++)
+		cairn_backup_info_free(&infos[i]);
+	free(infos);
+	if (!w->prev_name[0])
+		return 0;
+	snprintf(key, sizeof(key), "manifests/%s", w->prev_name);
+	if ((error = cairn_objreader_open(&r, w->repo, key, CAIRN_OBJ_MANIFEST)) < 0)
+		return error;
+	while ((rc = cairn_objreader_line(r, &line)) > 0) {
+		cairn_entry e;
+
+		if (strncmp(line, "c ", 2) == 0 || strncmp(line, "l ", 2) == 0) {
+			if (cur && ((error = cairn_buf_append(&cur->refs, line, strlen(line))) < 0 ||
+			            (error = cairn_buf_append(&cur->refs, "\n", 1)) < 0))
+				goto done;
+			continue;
+		}
+		if (cur) {
+			if ((error = prev_insert(w, cur)) < 0)
+				goto done;
+			cur = NULL;
+		}
+		if (strncmp(line, "entry F ", 8) != 0)
+			continue;
+		free(copy);
+		if (!(copy = strdup(line))) {
+			error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+			goto done;
+		}
+		if ((error = cairn_manifest_entry_parse(copy, &e)) < 0)
+			goto done;
+		if (!(cur = calloc(1, sizeof(*cur))) || !(cur->path = strdup(e.path))) {
+			error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+			goto done;
+		}
+		cur->size = e.size;
+		cur->mtime_sec = e.mtime_sec;
+		cur->mtime_nsec = e.mtime_nsec;
+	}
+	if (rc < 0) {
+		error = rc;
+		goto done;
+	}
+	if (cur && (error = prev_insert(w, cur)) < 0)
+		goto done;
+	cur = NULL;
+	w->prev_state = 1;
+	cairn_log(CAIRN_LOG_INFO, "unchanged files are taken from backup %s", w->prev_name);
+	error = 0;
+done:
+	prev_entry_free(cur);
+	free(copy);
+	cairn_objreader_free(r);
+	if (error < 0)
+		prev_free(w);
+	return error;
+}
+
+int cairn_backup_writer_entry_reuse(cairn_backup_writer *w, const cairn_entry *entry)
+{
+	cairn_buf text = CAIRN_BUF_INIT;
+	prev_entry *p;
+	int error;
+
+	if (w->in_entry)
+		return cairn_error_set(CAIRN_EINVALID, "entry_reuse of %s inside entry %s", entry->path,
+		                       w->entry_path);
+	if (entry->type != CAIRN_ENTRY_FILE || !cairn_settings_get_bool("skip-unchanged"))
+		return 0;
+	if (w->prev_state == 0 && (error = prev_load(w)) < 0) {
+		/* Reuse only saves time: without it every file is read. */
+		cairn_log(CAIRN_LOG_WARN, "reading every file: %s", cairn_error_message());
+		cairn_error_clear();
+		w->prev_state = -1;
+	}
+	if (w->prev_state != 1 || !(p = prev_find(w, entry->path)))
+		return 0;
+	/*
+	 * Same size and modification time, and modified well before the earlier
+	 * backup started: a change in the same second could keep the timestamp.
+	 */
+	if (p->size != entry->size || p->mtime_sec != entry->mtime_sec ||
+	    p->mtime_nsec != entry->mtime_nsec || entry->mtime_sec >= w->prev_start - 1)
+		return 0;
+	if ((error = cairn_manifest_entry_line(&text, entry, p->size)) < 0 ||
+	    (error = cairn_buf_append(&text, p->refs.data, p->refs.len)) < 0 ||
+	    (error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_ENTRY, text.data, text.len, p->size)) < 0)
+		goto done;
+	w->info.reused_bytes += p->size;
+	w->progress_done += p->size;
+	error = 1;
+done:
+	cairn_buf_free(&text);
+	return error;
+}
+
 int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const char *value)
 {
 	if (!key || !*key || !value)
@@ -568,6 +792,7 @@ void cairn_backup_writer_free(cairn_backup_writer *w)
 	/* Cleanup talks to the storage; the error being reported must survive it. */
 	cairn_error_save(&saved);
 	cairn_pipeline_free(w->pipe);
+	prev_free(w);
 	if (!w->committed) {
 		const char *key;
 

@@ -27,6 +27,15 @@ int cairn_backup_writer_entry_end(cairn_backup_writer *w);
 /* Content-defined chunk sizes of the current entry (ABI 3, see plugin.h). */
 int cairn_backup_writer_entry_chunk_size(cairn_backup_writer *w, size_t avg_size);
 int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const char *value);
+/*
+ * When the previous backup of the same source (meta "source", and
+ * "identity" when set) has a regular file at entry->path with the same size
+ * and modification time, modified at least a second before that backup
+ * started, records the entry with its chunks and returns 1: the caller then
+ * skips entry_begin/write/end. Returns 0 when the file must be read.
+ * Setting skip-unchanged=false turns it off.
+ */
+int cairn_backup_writer_entry_reuse(cairn_backup_writer *w, const cairn_entry *entry);
 /* Finishes the backup; its summary (name, sizes) is copied to *info when not NULL. */
 int cairn_backup_writer_commit(cairn_backup_writer *w, cairn_backup_info *info);
 /* Aborts when not committed; releases the lock; accepts NULL. */

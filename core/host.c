@@ -92,6 +92,7 @@ static const cairn_host host = {
 	.log_remove = cairn_log_remove,
 	.backup_list = cairn_session_backup_list,
 	.entry_chunk_size = cairn_backup_writer_entry_chunk_size,
+	.entry_reuse = cairn_backup_writer_entry_reuse,
 };
 
 const cairn_host *cairn_host_get(void)

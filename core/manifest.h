@@ -49,6 +49,7 @@ typedef struct cairn_backup_info {
 	uint64_t stored_size; /* new stored bytes this backup added */
 	uint64_t entries;
 	uint64_t chunks;
+	uint64_t reused_bytes; /* not written to the catalog: bytes of files not read again */
 	cairn_meta *meta;
 	size_t meta_count;
 } cairn_backup_info;

@@ -22,7 +22,8 @@
 
 typedef enum cairn_job_kind {
 	CAIRN_JOB_CHUNK = 1, /* data is a chunk to hash and maybe encode */
-	CAIRN_JOB_MARK = 2   /* data is passed through untouched (an entry line) */
+	CAIRN_JOB_MARK = 2,  /* data is passed through untouched (an entry line) */
+	CAIRN_JOB_ENTRY = 3  /* a whole manifest entry (entry line and its references) */
 } cairn_job_kind;
 
 typedef struct cairn_job {

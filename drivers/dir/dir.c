@@ -291,6 +291,15 @@ static int dir_backup_file(dir_backup_ctx *ctx, int parent_fd, const char *name)
 		goto done;
 	}
 	dir_entry_from_stat(&entry, CAIRN_ENTRY_FILE, dir_rel_path(ctx), &before);
+	/* A file as it was in the previous backup is taken from it, not read again. */
+	if (host->version >= 5) {
+		entry.size = (uint64_t)before.st_size;
+		if ((error = host->entry_reuse(ctx->w, &entry)) != 0) {
+			if (error > 0)
+				error = 0;
+			goto done;
+		}
+	}
 	if ((error = host->entry_begin(ctx->w, &entry)) < 0)
 		goto done;
 	for (;;) {

@@ -177,6 +177,20 @@ static int pg_backup_file(pg_backup_ctx *ctx, const char *path, const char *rel,
 		e.chunking = CAIRN_CHUNK_FIXED;
 		e.block_size = ctx->block_size;
 	}
+	/*
+	 * A file with the size and modification time it had in the previous
+	 * backup of this cluster (same system identifier), and not modified
+	 * since a second before that backup began, is taken from it unread.
+	 * Every write PostgreSQL makes to a file updates its modification time.
+	 */
+	if (host->version >= 5) {
+		e.size = (uint64_t)sb.st_size;
+		if ((error = host->entry_reuse(ctx->w, &e)) != 0) {
+			if (error > 0)
+				error = 0;
+			goto done;
+		}
+	}
 	if ((error = host->entry_begin(ctx->w, &e)) < 0)
 		goto done;
 	for (;;) {
@@ -552,7 +566,7 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	pg_backup_ctx ctx = {.host = host, .w = w};
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
-	char *pgdata = NULL, label[128], sql[256], value[128], start_wal[32], stop_wal[25],
+	char *pgdata = NULL, label[128], sysid_text[32], sql[256], value[128], start_wal[32], stop_wal[25],
 	     missing[25], lsn_text[32];
 	const char *labelfile, *spcmap;
 	uint64_t system_id = 0, local_id, seg_size, page_size, block_size, start_lsn, stop_lsn,
@@ -635,7 +649,9 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	host->log(CAIRN_LOG_INFO, "backup started on PostgreSQL %d, data directory %s", version,
 	          pgdata);
 
+	snprintf(sysid_text, sizeof(sysid_text), "%llu", (unsigned long long)system_id);
 	if ((error = host->meta_set(w, "source", pgdata)) < 0 ||
+	    (error = host->meta_set(w, "identity", sysid_text)) < 0 ||
 	    (error = pg_backup_relmap(&ctx, conn)) < 0)
 		goto done;
 	if (stat(pgdata, &root) < 0) {

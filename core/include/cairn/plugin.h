@@ -43,8 +43,9 @@ extern "C" {
  * Version 3: host->entry_chunk_size (per-entry content-defined chunk size,
  *            for engines whose snapshot is one big stream).
  * Version 4: the setting flag CAIRN_SETTING_REPO_URL.
+ * Version 5: host->entry_reuse (unchanged files are not read again).
  */
-#define CAIRN_ABI_VERSION 4u
+#define CAIRN_ABI_VERSION 5u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -359,6 +360,20 @@ struct cairn_host {
 	 * Check host->version >= 3 before calling.
 	 */
 	int (*entry_chunk_size)(cairn_backup_writer *w, size_t avg_size);
+
+	/* ---- version 5 ---- */
+	/*
+	 * Instead of entry_begin for a regular file, with entry->size set to
+	 * its size: when the previous backup of the same source (meta "source",
+	 * and "identity" when the driver sets it; both set before) holds a file
+	 * at that path with the same size and modification time, modified at
+	 * least a second before that backup started, records the entry with
+	 * that backup's chunks and returns 1, and the driver does not read the
+	 * file. Returns 0 when the file must be read (entry_begin ... as usual),
+	 * or a negative code. The setting skip-unchanged=false makes it return 0.
+	 * Check host->version >= 5 before calling.
+	 */
+	int (*entry_reuse)(cairn_backup_writer *w, const cairn_entry *entry);
 };
 
 /*
