@@ -19,6 +19,7 @@
 #endif
 
 #include <cairn/plugin.h>
+#include <cairn/util.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,49 +36,16 @@
 
 /* ---- shared helpers --------------------------------------------------- */
 
-/* Gives the same codes the core gives for the same errno values. */
-static int dir_error_code(int err)
-{
-	switch (err) {
-	case EACCES:
-	case EPERM:
-		return CAIRN_EAUTH;
-	case ENOMEM:
-		return CAIRN_ENOMEM;
-	default:
-		return CAIRN_EIO;
-	}
-}
-
 /* Reports a failed syscall: "cannot <action> <path>: <strerror>". */
 static int dir_syscall_error(const cairn_host *host, int err, const char *action,
                              const char *path)
 {
-	return host->error(dir_error_code(err), "cannot %s %s: %s", action, path, strerror(err));
+	return host->error(cairn_errno_code(err), "cannot %s %s: %s", action, path, strerror(err));
 }
 
 static int dir_out_of_memory(const cairn_host *host)
 {
 	return host->error(CAIRN_ENOMEM, "out of memory in driver dir");
-}
-
-/* Writes all of data; on failure returns -1 with errno set. */
-static int dir_write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /*
@@ -551,7 +519,7 @@ static int dir_restore_error(const dir_restore_ctx *ctx, int err, const char *ac
 {
 	if (strcmp(rel, ".") == 0)
 		return dir_syscall_error(ctx->host, err, action, ctx->dest);
-	return ctx->host->error(dir_error_code(err), "cannot %s %s/%s: %s", action, ctx->dest, rel,
+	return ctx->host->error(cairn_errno_code(err), "cannot %s %s/%s: %s", action, ctx->dest, rel,
 	                        strerror(err));
 }
 
@@ -767,7 +735,7 @@ static int dir_restore_file(dir_restore_ctx *ctx, const cairn_entry *entry)
 			goto done;
 		if (n == 0)
 			break;
-		if (dir_write_all(fd, ctx->buf, n) < 0) {
+		if (cairn_write_all(fd, ctx->buf, n) < 0) {
 			error = dir_restore_error(ctx, errno, "write", entry->path);
 			goto done;
 		}

@@ -28,24 +28,6 @@ int pg_syscall_error(const cairn_host *host, int err, const char *action, const 
 	return host->error(code, "cannot %s %s: %s", action, path, strerror(err));
 }
 
-int pg_write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* libpq messages end with a newline and may have several lines: keep the first. */
 static void pg_first_line(const char *msg, char *out, size_t len)
 {

@@ -22,6 +22,7 @@
 #define CAIRN_PG_H
 
 #include <cairn/plugin.h>
+#include <cairn/util.h>
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -40,7 +41,6 @@
 
 int pg_out_of_memory(const cairn_host *host);
 int pg_syscall_error(const cairn_host *host, int err, const char *action, const char *path);
-int pg_write_all(int fd, const void *data, size_t len);
 
 /*
  * Connects with the conninfo setting (and the PG* variables libpq reads);

@@ -585,7 +585,7 @@ static int pg_restore_file(pg_restore_ctx *ctx, const cairn_entry *e, const char
 				goto done;
 			if (n == 0)
 				break;
-			if (pg_write_all(fd, ctx->buf, n) < 0) {
+			if (cairn_write_all(fd, ctx->buf, n) < 0) {
 				error = pg_syscall_error(host, errno, "write", target);
 				goto done;
 			}

@@ -999,7 +999,7 @@ static int rebuild_write(void *arg, const void *data, size_t len)
 	}
 	if (!len || (r->cutter && r->cutter->cut))
 		return 0;
-	if (redis_write_all(r->fd, p, len) < 0)
+	if (cairn_write_all(r->fd, p, len) < 0)
 		return redis_syscall_error(r->host, errno, "write", r->path);
 	if (r->cutter)
 		cutter_feed(r->cutter, p, len);

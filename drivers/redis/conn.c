@@ -633,7 +633,7 @@ int redis_conn_fetch_rdb(redis_conn *c, redis_rdb_sink sink, void *arg, redis_sy
 		s.len = left;
 	}
 	out->started = (int64_t)time(NULL);
-	if (redis_write_all(s.fd, psync, sizeof(psync) - 1) < 0) {
+	if (cairn_write_all(s.fd, psync, sizeof(psync) - 1) < 0) {
 		error = host->error(CAIRN_ENETWORK, "cannot send PSYNC to %s: %s", c->target->where,
 		                    strerror(errno));
 		goto done;

@@ -362,7 +362,7 @@ static int restore_entry(restore_ctx *ctx, const cairn_entry *e)
 			goto done;
 		if (n == 0)
 			break;
-		if (redis_write_all(fd, ctx->buf, n) < 0) {
+		if (cairn_write_all(fd, ctx->buf, n) < 0) {
 			error = redis_syscall_error(host, errno, "write", tmp);
 			goto done;
 		}

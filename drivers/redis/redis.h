@@ -16,6 +16,7 @@
 #define CAIRN_REDIS_H
 
 #include <cairn/plugin.h>
+#include <cairn/util.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,6 @@
 int redis_out_of_memory(const cairn_host *host);
 /* "cannot <action> <path>: <strerror>" with the code the core gives errno. */
 int redis_syscall_error(const cairn_host *host, int err, const char *action, const char *path);
-int redis_write_all(int fd, const void *data, size_t len);
 /* Reads up to len bytes at offset, retrying short reads; returns bytes read or -1. */
 ssize_t redis_pread_full(int fd, void *buf, size_t len, uint64_t offset);
 /*

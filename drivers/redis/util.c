@@ -26,24 +26,6 @@ int redis_syscall_error(const cairn_host *host, int err, const char *action, con
 	return host->error(code, "cannot %s %s: %s", action, path, strerror(err));
 }
 
-int redis_write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 ssize_t redis_pread_full(int fd, void *buf, size_t len, uint64_t offset)
 {
 	size_t done = 0;

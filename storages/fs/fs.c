@@ -22,6 +22,7 @@
 #endif
 
 #include <cairn/plugin.h>
+#include <cairn/util.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -103,13 +104,6 @@ static int fs_out_of_memory(const fs_storage *st)
 
 /* ---- keys and paths ----------------------------------------------------- */
 
-/* Not isalnum(): keys must not depend on the locale. */
-static int fs_is_key_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
 /*
  * Checks a key, or with `is_prefix` a list prefix, whose last part may be
  * incomplete or empty ("packs/a", "packs/", ""). A part must be non-empty and
@@ -119,22 +113,8 @@ static int fs_is_key_char(unsigned char c)
  */
 static int fs_check_key(const fs_storage *st, const char *key, int is_prefix)
 {
-	const char *part = key;
-	const char *p;
-
-	for (p = key;; p++) {
-		if (*p == '/' || *p == '\0') {
-			int is_last = *p == '\0';
-
-			if (!(is_last && is_prefix) && (p == part || *part == '.'))
-				break;
-			if (is_last)
-				return 0;
-			part = p + 1;
-		} else if (!fs_is_key_char((unsigned char)*p)) {
-			break;
-		}
-	}
+	if (cairn_key_valid(key, is_prefix))
+		return 0;
 	return st->host->error(CAIRN_EINVALID,
 	                       "invalid storage %s \"%s\": parts must be non-empty, made of "
 	                       "A-Z a-z 0-9 . _ - and not start with '.'",
@@ -149,7 +129,7 @@ static int fs_is_key_part(const char *name)
 	if (name[0] == '\0' || name[0] == '.')
 		return 0;
 	for (p = name; *p; p++)
-		if (!fs_is_key_char((unsigned char)*p))
+		if (!cairn_key_char((unsigned char)*p))
 			return 0;
 	return 1;
 }

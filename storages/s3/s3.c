@@ -30,6 +30,7 @@
 #endif
 
 #include <cairn/plugin.h>
+#include <cairn/util.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -975,51 +976,15 @@ static int s3_report(const s3_storage *st, int error, const char *message)
 
 /* ---- keys ---------------------------------------------------------------- */
 
-static int s3_is_key_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
 /* The same rules as the fs storage, so that a repository can move between them. */
 static int s3_check_key(const s3_storage *st, const char *key, int is_prefix)
 {
-	const char *part = key, *p;
-
-	for (p = key;; p++) {
-		if (*p == '/' || *p == '\0') {
-			int is_last = *p == '\0';
-
-			if (!(is_last && is_prefix) && (p == part || *part == '.'))
-				break;
-			if (is_last)
-				return 0;
-			part = p + 1;
-		} else if (!s3_is_key_char((unsigned char)*p)) {
-			break;
-		}
-	}
+	if (cairn_key_valid(key, is_prefix))
+		return 0;
 	return st->host->error(CAIRN_EINVALID,
 	                       "invalid storage %s \"%s\": parts must be non-empty, made of "
 	                       "A-Z a-z 0-9 . _ - and not start with '.'",
 	                       is_prefix ? "prefix" : "key", key);
-}
-
-static int s3_is_key(const char *key)
-{
-	const char *part = key, *p;
-
-	for (p = key;; p++) {
-		if (*p == '/' || *p == '\0') {
-			if (p == part || *part == '.')
-				return 0;
-			if (!*p)
-				return 1;
-			part = p + 1;
-		} else if (!s3_is_key_char((unsigned char)*p)) {
-			return 0;
-		}
-	}
 }
 
 /* prefix + key in a new string; NULL after reporting CAIRN_ENOMEM. */
@@ -1851,7 +1816,7 @@ static int s3_list(cairn_storage *base, const char *prefix, cairn_list_fn cb, vo
 			xml_get(content, n, "Size", size, sizeof(size));
 			p = after;
 			/* Objects that are not keys of ours (another tool's) are not listed. */
-			if (strncmp(key, st->prefix, prefix_len) != 0 || !s3_is_key(key + prefix_len))
+			if (strncmp(key, st->prefix, prefix_len) != 0 || !cairn_key_valid(key + prefix_len, 0))
 				continue;
 			if ((error = cb(arg, key + prefix_len, strtoull(size, NULL, 10))) < 0)
 				goto done;
@@ -2142,7 +2107,7 @@ static int s3_open(cairn_storage **out, const char *location, const cairn_host *
 		goto done;
 	}
 	for (p = st->bucket; *p; p++)
-		if (!s3_is_key_char((unsigned char)*p)) {
+		if (!cairn_key_char((unsigned char)*p)) {
 			error = host->error(CAIRN_EINVALID, "invalid bucket name \"%s\" in %s",
 			                    st->bucket, location);
 			goto done;
