@@ -16,7 +16,9 @@ start() {
 	BG_PIDS+=("$REDIS_PID")
 }
 rcli() { redis-cli -p "$1" "${@:2}"; }
-AOF_ARGS=(--appendonly yes --aof-timestamp-enabled yes --appenddirname appendonlydir)
+# appendfsync always: a write reaches the file before its reply (everysec may postpone it
+# behind a slow fsync, and a later aof-push would then see "new" bytes).
+AOF_ARGS=(--appendonly yes --appendfsync always --aof-timestamp-enabled yes --appenddirname appendonlydir)
 # segments: names of the archived AOF segments, one a line
 segments() { cairn st ls logs/redis/aof/ | cut -f1 | sort; }
 
