@@ -961,6 +961,7 @@ struct cairn_backup_reader {
 	uint64_t bytes_read; /* for progress */
 	cairn_pipeline *pipe; /* decodes chunks ahead of the driver's reads */
 	uint64_t chunk_sum;   /* bytes of the chunks collected for the entry */
+	int parallel_fetch;   /* workers fetch too (the storage allows concurrent gets) */
 	size_t chunk_submit;  /* next chunk of the entry to hand to the pipeline */
 	int discarding;
 	cairn_buf raw;
@@ -984,9 +985,14 @@ int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const 
 	if ((error = cairn_repo_load_index(repo)) < 0)
 		goto fail;
 	workers = (int)cairn_settings_get_int("workers");
-	if ((error = cairn_pipeline_new(&r->pipe, repo,
-	                                workers > 0 ? workers : cairn_pipeline_default_workers(),
-	                                restore_work, reader_consume, r)) < 0)
+	if (workers <= 0)
+		workers = cairn_pipeline_default_workers();
+	/* Fetching waits on the storage, not the CPU: more fetches than CPUs pay off. */
+	r->parallel_fetch = repo->store->plugin->version >= 6 &&
+	                    (repo->store->plugin->caps & CAIRN_STORAGE_CAP_CONCURRENT_GET);
+	if (r->parallel_fetch && cairn_settings_get_int("download-concurrency") > workers)
+		workers = (int)cairn_settings_get_int("download-concurrency");
+	if ((error = cairn_pipeline_new(&r->pipe, repo, workers, restore_work, reader_consume, r)) < 0)
 		goto fail;
 	snprintf(key, sizeof(key), "manifests/%s", name);
 	if ((error = cairn_objreader_open(&r->manifest, repo, key, CAIRN_OBJ_MANIFEST)) < 0)
@@ -1219,13 +1225,25 @@ int cairn_chunk_fetch(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32
 	return error;
 }
 
-/* Restore work on a worker: job data is the chunk id followed by its stored frame. */
+/*
+ * Restore work on a worker: job data is the chunk id followed by its stored
+ * frame, or the id alone when the storage lets workers fetch it themselves.
+ */
 static int restore_work(cairn_repo *repo, cairn_job *job)
 {
+	cairn_buf raw = CAIRN_BUF_INIT;
+	int error;
+
 	cairn_buf_clear(&job->frame);
-	return chunk_decode(repo, job->data.data, (uint32_t)job->value,
-	                    job->data.data + CAIRN_HASH_LEN, job->data.len - CAIRN_HASH_LEN,
-	                    &job->frame);
+	if (job->data.len > CAIRN_HASH_LEN)
+		return chunk_decode(repo, job->data.data, (uint32_t)job->value,
+		                    job->data.data + CAIRN_HASH_LEN, job->data.len - CAIRN_HASH_LEN,
+		                    &job->frame);
+	if ((error = chunk_fetch_raw(repo, job->data.data, &raw)) == 0)
+		error = chunk_decode(repo, job->data.data, (uint32_t)job->value, raw.data, raw.len,
+		                     &job->frame);
+	cairn_buf_free(&raw);
+	return error;
 }
 
 /* Takes a decoded chunk, in order; discards those of an entry left unread. */
@@ -1253,7 +1271,7 @@ static int reader_prefetch(cairn_backup_reader *r)
 
 		cairn_buf_clear(&r->raw);
 		if ((error = cairn_buf_append(&r->raw, c->id, CAIRN_HASH_LEN)) < 0 ||
-		    (error = chunk_fetch_raw(r->repo, c->id, &r->raw)) < 0 ||
+		    (!r->parallel_fetch && (error = chunk_fetch_raw(r->repo, c->id, &r->raw)) < 0) ||
 		    (error = cairn_pipeline_submit(r->pipe, CAIRN_JOB_CHUNK, r->raw.data, r->raw.len,
 		                                   c->len)) < 0)
 			return error;

@@ -296,9 +296,10 @@ static void caps_text(const plugin_record *r, char *out, size_t len)
 	if (r->storage) {
 		unsigned caps = r->storage->caps;
 
-		snprintf(out, len, "%s%s%s", caps & CAIRN_STORAGE_CAP_ATOMIC_PUT ? "atomic-put," : "",
+		snprintf(out, len, "%s%s%s%s", caps & CAIRN_STORAGE_CAP_ATOMIC_PUT ? "atomic-put," : "",
 		         caps & CAIRN_STORAGE_CAP_RANGE_GET ? "range-get," : "",
-		         caps & CAIRN_STORAGE_CAP_LIST_SIZES ? "list-sizes," : "");
+		         caps & CAIRN_STORAGE_CAP_LIST_SIZES ? "list-sizes," : "",
+		         caps & CAIRN_STORAGE_CAP_CONCURRENT_GET ? "concurrent-get," : "");
 	} else if (r->driver) {
 		const cairn_command *c;
 		size_t n = 0;

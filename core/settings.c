@@ -41,6 +41,9 @@ static const cairn_setting core_settings[] = {
 	 "uploads in flight at once for storages that support concurrent puts", 0},
 	{"workers", CAIRN_SETTING_INT, "0", "CAIRN_WORKERS",
 	 "threads that hash, compress and encrypt chunks (0: one per CPU)", 0},
+	{"download-concurrency", CAIRN_SETTING_INT, "4",
+	 "CAIRN_DOWNLOAD_CONCURRENCY WALG_DOWNLOAD_CONCURRENCY",
+	 "chunks a restore fetches at once from storages that allow it (at least `workers`)", 0},
 	{"skip-unchanged", CAIRN_SETTING_BOOL, "true", "CAIRN_SKIP_UNCHANGED",
 	 "take files with the size and modification time they had in the previous backup of the "
 	 "same source from it instead of reading them again (false: read everything)", 0},

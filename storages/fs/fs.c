@@ -50,8 +50,9 @@
 /* Keeps temp names within NAME_MAX (255) whatever the length of the key. */
 #define FS_TEMP_BASENAME_MAX 200
 
+/* get opens its own descriptor and buffer: safe on several threads. */
 #define FS_CAPS (CAIRN_STORAGE_CAP_ATOMIC_PUT | CAIRN_STORAGE_CAP_RANGE_GET | \
-                 CAIRN_STORAGE_CAP_LIST_SIZES)
+                 CAIRN_STORAGE_CAP_LIST_SIZES | CAIRN_STORAGE_CAP_CONCURRENT_GET)
 
 typedef struct fs_storage {
 	cairn_storage base; /* first: the host holds a pointer to it */

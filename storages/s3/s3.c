@@ -68,8 +68,9 @@
 #define S3_ABORT_ATTEMPTS_MIN 16
 #define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"
 
+/* Requests share only the connection pool and the credentials, both locked. */
 #define S3_CAPS (CAIRN_STORAGE_CAP_ATOMIC_PUT | CAIRN_STORAGE_CAP_RANGE_GET | \
-                 CAIRN_STORAGE_CAP_LIST_SIZES)
+                 CAIRN_STORAGE_CAP_LIST_SIZES | CAIRN_STORAGE_CAP_CONCURRENT_GET)
 
 typedef struct s3_credentials {
 	char *access_key;

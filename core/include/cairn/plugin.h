@@ -44,8 +44,9 @@ extern "C" {
  *            for engines whose snapshot is one big stream).
  * Version 4: the setting flag CAIRN_SETTING_REPO_URL.
  * Version 5: host->entry_reuse (unchanged files are not read again).
+ * Version 6: the storage capability CAIRN_STORAGE_CAP_CONCURRENT_GET.
  */
-#define CAIRN_ABI_VERSION 5u
+#define CAIRN_ABI_VERSION 6u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -150,6 +151,8 @@ typedef struct cairn_host cairn_host;
 #define CAIRN_STORAGE_CAP_ATOMIC_PUT 0x1u /* a put is visible whole or not at all */
 #define CAIRN_STORAGE_CAP_RANGE_GET 0x2u  /* get honours offset/length without reading the rest */
 #define CAIRN_STORAGE_CAP_LIST_SIZES 0x4u /* list reports sizes */
+/* (Version 6) get and stat may run on several threads at once (restores fetch in parallel) */
+#define CAIRN_STORAGE_CAP_CONCURRENT_GET 0x8u
 
 #define CAIRN_TO_END UINT64_MAX
 
