@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cairn/util.h>
+
 #include "error.h"
 
 #define SETTINGS_MAX 256
@@ -282,18 +284,6 @@ int cairn_settings_set(const char *name, const char *value, cairn_setting_source
 	return 0;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 int cairn_settings_load_file(const char *path)
 {
 	FILE *f;
@@ -308,7 +298,7 @@ int cairn_settings_load_file(const char *path)
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
-		key = trim(line);
+		key = cairn_trim(line);
 		if (!*key || *key == '#')
 			continue;
 		if (!(eq = strchr(key, '='))) {
@@ -316,8 +306,8 @@ int cairn_settings_load_file(const char *path)
 			goto done;
 		}
 		*eq = 0;
-		key = trim(key);
-		value = trim(eq + 1);
+		key = cairn_trim(key);
+		value = cairn_trim(eq + 1);
 		n = strlen(value);
 		if (n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n - 1] == value[0]) {
 			value[n - 1] = 0;

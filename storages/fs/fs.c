@@ -77,25 +77,11 @@ struct cairn_upload {
 
 /* ---- errors ----------------------------------------------------------- */
 
-/* Gives the same codes the core gives for the same errno values. */
-static int fs_error_code(int err)
-{
-	switch (err) {
-	case EACCES:
-	case EPERM:
-		return CAIRN_EAUTH;
-	case ENOMEM:
-		return CAIRN_ENOMEM;
-	default:
-		return CAIRN_EIO;
-	}
-}
-
 /* Reports a failed syscall: "cannot <action> <path>: <strerror>". */
 static int fs_syscall_error(const cairn_host *host, int err, const char *action,
                             const char *path)
 {
-	return host->error(fs_error_code(err), "cannot %s %s: %s", action, path, strerror(err));
+	return host->error(cairn_errno_code(err), "cannot %s %s: %s", action, path, strerror(err));
 }
 
 static int fs_out_of_memory(const fs_storage *st)
@@ -515,7 +501,7 @@ static int fs_put_commit(cairn_upload *up)
 	up->fd = -1;
 	if (rename(up->tmp_path, up->path) < 0) {
 		err = errno;
-		error = st->host->error(fs_error_code(err), "cannot rename %s to %s: %s",
+		error = st->host->error(cairn_errno_code(err), "cannot rename %s to %s: %s",
 		                        up->tmp_path, up->path, strerror(err));
 		goto done;
 	}
@@ -658,7 +644,7 @@ static int fs_list_error(const fs_lister *l, int err, const char *action, size_t
 		len--;
 	if (len == 0)
 		return fs_syscall_error(st->host, err, action, st->root);
-	return st->host->error(fs_error_code(err), "cannot %s %s%s%.*s: %s", action, st->root,
+	return st->host->error(cairn_errno_code(err), "cannot %s %s%s%.*s: %s", action, st->root,
 	                       st->key_offset > strlen(st->root) ? "/" : "", (int)len, l->key,
 	                       strerror(err));
 }
@@ -851,7 +837,7 @@ static int fs_absolute_path(const cairn_host *host, const char *path, char **out
 		abs = strdup(path);
 	} else {
 		if (!(cwd = getcwd(NULL, 0)))
-			return host->error(fs_error_code(errno),
+			return host->error(cairn_errno_code(errno),
 			                   "cannot resolve repository path %s: cannot get the "
 			                   "current directory: %s",
 			                   path, strerror(errno));

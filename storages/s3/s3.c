@@ -460,18 +460,6 @@ static int s3_credentials_set(s3_credentials *c, const char *access_key, const c
 	return 0;
 }
 
-static char *s3_trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 /*
  * Reads the profile's keys from an AWS shared credentials file (INI:
  * [profile] then aws_access_key_id = ..., aws_secret_access_key = ...,
@@ -492,7 +480,7 @@ static int s3_credentials_from_file(s3_storage *st, const char *path, const char
 		return CAIRN_EINVALID;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *l = s3_trim(line), *eq, *name, *value;
+		char *l = cairn_trim(line), *eq, *name, *value;
 
 		if (*l == '#' || *l == ';' || !*l)
 			continue;
@@ -501,10 +489,10 @@ static int s3_credentials_from_file(s3_storage *st, const char *path, const char
 
 			if (close)
 				*close = '\0';
-			name = s3_trim(l + 1);
+			name = cairn_trim(l + 1);
 			/* ~/.aws/config spells it [profile name]; the credentials file [name]. */
 			if (strncmp(name, "profile ", 8) == 0)
-				name = s3_trim(name + 8);
+				name = cairn_trim(name + 8);
 			in_profile = strcmp(name, profile) == 0;
 			found |= in_profile;
 			continue;
@@ -512,8 +500,8 @@ static int s3_credentials_from_file(s3_storage *st, const char *path, const char
 		if (!in_profile || !(eq = strchr(l, '=')))
 			continue;
 		*eq = '\0';
-		name = s3_trim(l);
-		value = s3_trim(eq + 1);
+		name = cairn_trim(l);
+		value = cairn_trim(eq + 1);
 		if (strcmp(name, "aws_access_key_id") == 0)
 			snprintf(access_key, sizeof(access_key), "%s", value);
 		else if (strcmp(name, "aws_secret_access_key") == 0)
@@ -624,7 +612,7 @@ static int s3_credentials_from_imds(s3_storage *st, char *message, size_t len)
 	memset(&resp, 0, sizeof(resp));
 	if ((error = s3_imds_get(st, "PUT", "/latest/api/token", &call, &resp, message, len)) < 0)
 		goto done;
-	if (!resp.body || !(token = strdup(s3_trim(resp.body)))) {
+	if (!resp.body || !(token = strdup(cairn_trim(resp.body)))) {
 		error = CAIRN_ENOMEM;
 		goto done;
 	}

@@ -5,8 +5,10 @@
 #ifndef CAIRN_UTIL_H
 #define CAIRN_UTIL_H
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cairn/plugin.h>
@@ -74,6 +76,19 @@ static inline int cairn_errno_code(int err)
 	default:
 		return CAIRN_EIO;
 	}
+}
+
+/* Strips white space at both ends in place; returns the new start. */
+static inline char *cairn_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
 }
 
 #endif /* CAIRN_UTIL_H */
