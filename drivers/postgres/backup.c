@@ -574,6 +574,7 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	uint32_t timeline = 0;
 	unsigned int tli_parsed;
 	int version = 0, error, in_backup = 0, present = 0, waited;
+	long waited_ms, pause_ms;
 	int64_t wait_limit = host->config_int("archive-wait");
 	struct stat root;
 	cairn_entry e;
@@ -698,14 +699,25 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	stop_segno = (stop_lsn - 1) / seg_size;
 	pg_segment_name(timeline, start_segno, seg_size, start_wal);
 	pg_segment_name(timeline, stop_segno, seg_size, stop_wal);
-	for (waited = 0;; waited++) {
+	/*
+	 * The archiver usually needs well under a second for the last segment:
+	 * look again after 50 ms, doubling up to a second between looks.
+	 */
+	for (waited_ms = 0, pause_ms = 50;; waited_ms += pause_ms, pause_ms *= 2) {
+		struct timespec pause;
+
 		if ((error = pg_wal_range_present(host, host->writer_session(w), timeline, start_segno,
 		                                  stop_segno, seg_size, &present, missing)) < 0)
 			goto done;
-		if (present || waited >= wait_limit)
+		if (present || waited_ms >= (long)wait_limit * 1000)
 			break;
-		sleep(1);
+		if (pause_ms > 1000)
+			pause_ms = 1000;
+		pause.tv_sec = pause_ms / 1000;
+		pause.tv_nsec = (pause_ms % 1000) * 1000000L;
+		nanosleep(&pause, NULL);
 	}
+	waited = (int)(waited_ms / 1000);
 	if (!present) {
 		error = host->error(CAIRN_ENOTFOUND,
 		                    "WAL segment %s, needed by this backup, is not in the repository "
