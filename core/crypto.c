@@ -15,6 +15,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include <cairn/util.h>
+
 #include "error.h"
 
 /*
@@ -456,24 +458,13 @@ void cairn_hex_encode(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int cairn_hex_decode(const char *hex, uint8_t *out, size_t out_len)
 {
 	size_t i, digits;
 
 	/* The text may be a key: say where it is wrong, never what it says. */
 	for (digits = 0; hex[digits]; digits++) {
-		if (hex_value(hex[digits]) < 0)
+		if (cairn_hex_digit(hex[digits]) < 0)
 			return cairn_error_set(CAIRN_EINVALID, "invalid hex: non-hex character at offset %zu",
 			                       digits);
 	}
@@ -481,7 +472,8 @@ int cairn_hex_decode(const char *hex, uint8_t *out, size_t out_len)
 		return cairn_error_set(CAIRN_EINVALID, "invalid hex: %zu digits for %zu bytes", digits,
 		                       out_len);
 	for (i = 0; i < out_len; i++)
-		out[i] = (uint8_t)(hex_value(hex[2 * i]) << 4 | hex_value(hex[2 * i + 1]));
+		out[i] = (uint8_t)(cairn_hex_digit(hex[2 * i]) << 4 |
+		                   cairn_hex_digit(hex[2 * i + 1]));
 	return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cairn/util.h>
+
 #include "error.h"
 
 static const char hexdigits[] = "0123456789ABCDEF";
@@ -32,16 +34,6 @@ int cairn_escape(cairn_buf *out, const char *s)
 	return 0;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = toupper(c);
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int cairn_unescape(char *s)
 {
 	char *w = s;
@@ -52,7 +44,8 @@ int cairn_unescape(char *s)
 			*w++ = *s;
 			continue;
 		}
-		if ((hi = hexval((unsigned char)s[1])) < 0 || (lo = hexval((unsigned char)s[2])) < 0 ||
+		if ((hi = cairn_hex_digit((unsigned char)s[1])) < 0 ||
+		    (lo = cairn_hex_digit((unsigned char)s[2])) < 0 ||
 		    (hi == 0 && lo == 0))
 			return cairn_error_set(CAIRN_ECORRUPT, "bad escape in text");
 		*w++ = (char)(hi * 16 + lo);

@@ -46,17 +46,6 @@ struct redis_conn {
 
 /* ---- settings ---------------------------------------------------------- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Copies [s, s+len) with %XX decoded; NULL on a bad escape or no memory. */
 static char *percent_decode(const char *s, size_t len)
 {
@@ -70,11 +59,11 @@ static char *percent_decode(const char *s, size_t len)
 			*o++ = s[i];
 			continue;
 		}
-		if (i + 2 >= len || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0) {
+		if (i + 2 >= len || cairn_hex_digit(s[i + 1]) < 0 || cairn_hex_digit(s[i + 2]) < 0) {
 			free(out);
 			return NULL;
 		}
-		*o++ = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+		*o++ = (char)(cairn_hex_digit(s[i + 1]) * 16 + cairn_hex_digit(s[i + 2]));
 		i += 2;
 	}
 	*o = '\0';

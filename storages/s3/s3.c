@@ -794,6 +794,18 @@ typedef struct s3_call {
 	char *url;
 } s3_call;
 
+/* A request to prepare: everything zero but what every request names. */
+static void s3_call_init(s3_call *c, cairn_http_response *resp, s3_storage *st,
+                         const char *method, const char *key, const char *query)
+{
+	memset(c, 0, sizeof(*c));
+	memset(resp, 0, sizeof(*resp));
+	c->st = st;
+	c->method = method;
+	c->key = key;
+	c->query = query;
+}
+
 static void s3_call_free(s3_call *c)
 {
 	free(c->path);
@@ -1140,12 +1152,7 @@ static int s3_multipart_create(cairn_upload *up)
 	char message[S3_MESSAGE_MAX], id[1024];
 	int error;
 
-	memset(&c, 0, sizeof(c));
-	memset(&resp, 0, sizeof(resp));
-	c.st = up->st;
-	c.method = "POST";
-	c.key = up->key;
-	c.query = "uploads=";
+	s3_call_init(&c, &resp, up->st, "POST", up->key, "uploads=");
 	s3_object_headers(up->st, &c);
 	if ((error = s3_call_perform(&c, &resp, 0, message, sizeof(message))) == 0) {
 		xml_get(resp.body, resp.body_len, "UploadId", id, sizeof(id));
@@ -1192,12 +1199,7 @@ static void s3_multipart_abort(cairn_upload *up)
 	}
 	snprintf(query, sizeof(query), "uploadId=%s", id);
 	free(id);
-	memset(&c, 0, sizeof(c));
-	memset(&resp, 0, sizeof(resp));
-	c.st = up->st;
-	c.method = "DELETE";
-	c.key = up->key;
-	c.query = query;
+	s3_call_init(&c, &resp, up->st, "DELETE", up->key, query);
 	/* Parts left behind cost money and nobody sees them: try harder than usual. */
 	c.min_attempts = up->st->max_attempts * 2 > S3_ABORT_ATTEMPTS_MIN ? up->st->max_attempts * 2
 	                                                                   : S3_ABORT_ATTEMPTS_MIN;
@@ -1362,12 +1364,7 @@ static int s3_put_single(cairn_upload *up)
 	char message[S3_MESSAGE_MAX];
 	int error;
 
-	memset(&c, 0, sizeof(c));
-	memset(&resp, 0, sizeof(resp));
-	c.st = up->st;
-	c.method = "PUT";
-	c.key = up->key;
-	c.query = "";
+	s3_call_init(&c, &resp, up->st, "PUT", up->key, "");
 	c.body = up->fill.data;
 	c.body_len = up->fill.len;
 	s3_object_headers(up->st, &c);
@@ -1672,14 +1669,9 @@ static int s3_head(s3_storage *st, const char *object_key, cairn_stat *out, char
 	const char *v;
 	int error;
 
-	memset(&c, 0, sizeof(c));
-	memset(&resp, 0, sizeof(resp));
+	s3_call_init(&c, &resp, st, "HEAD", object_key, "");
 	memset(out, 0, sizeof(*out));
 	message[0] = '\0';
-	c.st = st;
-	c.method = "HEAD";
-	c.key = object_key;
-	c.query = "";
 	if ((error = s3_call_perform(&c, &resp, 1, message, len)) < 0)
 		goto done;
 	if (resp.status >= 200 && resp.status < 300) {
@@ -1838,12 +1830,7 @@ static int s3_delete_one(s3_storage *st, const char *object_key)
 	char message[S3_MESSAGE_MAX];
 	int error;
 
-	memset(&c, 0, sizeof(c));
-	memset(&resp, 0, sizeof(resp));
-	c.st = st;
-	c.method = "DELETE";
-	c.key = object_key;
-	c.query = "";
+	s3_call_init(&c, &resp, st, "DELETE", object_key, "");
 	error = s3_call_perform(&c, &resp, 1, message, sizeof(message));
 	if (error == 0 && (resp.status < 200 || resp.status >= 300) && resp.status != 404)
 		error = s3_response_error("DELETE", c.url, &resp, message, sizeof(message));

@@ -78,6 +78,18 @@ static inline int cairn_errno_code(int err)
 	}
 }
 
+/* The value of a hex digit (either case), -1 for anything else. */
+static inline int cairn_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Strips white space at both ends in place; returns the new start. */
 static inline char *cairn_trim(char *s)
 {
