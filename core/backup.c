@@ -468,6 +468,24 @@ int cairn_backup_writer_entry_write(cairn_backup_writer *w, const void *data, si
 	/* Buffer at most two cut windows: memory stays bounded by the chunk size. */
 	limit = 2 * cut_size(&w->chunking);
 	while (len) {
+		/*
+		 * With nothing pending, whole chunks go from the caller's buffer to
+		 * the pipeline without a copy here. Each cut sees a full window, as
+		 * in cut_pending, so the chunks are the same however the data
+		 * arrives.
+		 */
+		if (w->pending.len == 0 && len >= cut_size(&w->chunking)) {
+			n = cairn_chunker_cut(&w->chunking, &w->repo->gear, p, len, 0);
+			if (n == 0 || (error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_CHUNK, p, n, 0)) < 0)
+				return n == 0 ? cairn_error_set(CAIRN_ERROR, "chunker made no progress") : error;
+			p += n;
+			len -= n;
+			w->entry_size += n;
+			w->progress_done += n;
+			if ((error = check_interrupt()) < 0)
+				return error;
+			continue;
+		}
 		room = limit - w->pending.len;
 		n = len < room ? len : room;
 		if ((error = cairn_buf_append(&w->pending, p, n)) < 0)

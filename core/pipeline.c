@@ -25,6 +25,8 @@ struct cairn_pipeline {
 	uint64_t head; /* oldest job not yet consumed */
 	uint64_t next; /* oldest job no worker has taken */
 	uint64_t tail; /* next free job */
+	size_t budget; /* bytes the unconsumed jobs may weigh together */
+	size_t weight; /* what they weigh now (owner's thread only) */
 	int stopping;
 
 	pthread_mutex_t lock;
@@ -103,7 +105,20 @@ int cairn_pipeline_new(cairn_pipeline **out, cairn_repo *repo, int workers, cair
 	p->arg = arg;
 	p->workers = workers < 0 ? 0 : workers;
 	/* Two jobs per worker keep every worker busy while the owner consumes. */
-	p->depth = p->workers ? 2 * (size_t)p->workers + 2 : 1;
+	/*
+	 * Enough jobs that a worker always finds one while the owner is busy
+	 * reading or writing (a shallow ring left both cores idle a quarter of
+	 * a cold PostgreSQL backup); the byte budget keeps large chunks from
+	 * multiplying that into much memory.
+	 */
+	if (p->workers) {
+		p->depth = CAIRN_PIPELINE_JOBS_PER_WORKER * (size_t)p->workers + 2;
+		if (p->depth > CAIRN_PIPELINE_MAX_JOBS)
+			p->depth = CAIRN_PIPELINE_MAX_JOBS;
+	} else {
+		p->depth = 1;
+	}
+	p->budget = p->depth * CAIRN_PIPELINE_BYTES_PER_JOB;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
@@ -143,17 +158,33 @@ static int consume_oldest(cairn_pipeline *p)
 		error = p->consume(p->arg, job);
 	}
 	job->state = JOB_EMPTY;
+	p->weight -= job->weight;
+	/* A slot keeps no more than its share of the budget between jobs. */
+	if (job->data.cap > 2 * CAIRN_PIPELINE_BYTES_PER_JOB)
+		cairn_buf_free(&job->data);
+	if (job->frame.cap > 2 * CAIRN_PIPELINE_BYTES_PER_JOB)
+		cairn_buf_free(&job->frame);
 	p->head++;
 	return error;
+}
+
+/* What a job weighs against the budget: its data, or the chunk it decodes to. */
+static size_t job_weight(cairn_job_kind kind, size_t len, uint64_t value)
+{
+	if (kind == CAIRN_JOB_CHUNK && value > len)
+		return (size_t)value;
+	return len;
 }
 
 int cairn_pipeline_submit(cairn_pipeline *p, cairn_job_kind kind, const void *data, size_t len,
                           uint64_t value)
 {
 	cairn_job *job;
+	size_t weight = job_weight(kind, len, value);
 	int error;
 
-	while (p->tail - p->head == p->depth)
+	while (p->tail - p->head == p->depth ||
+	       (p->tail != p->head && p->weight + weight > p->budget))
 		if ((error = consume_oldest(p)) < 0)
 			return error;
 	job = &p->jobs[p->tail % p->depth];
@@ -163,6 +194,8 @@ int cairn_pipeline_submit(cairn_pipeline *p, cairn_job_kind kind, const void *da
 	job->kind = kind;
 	job->value = value;
 	job->known = 0;
+	job->weight = weight;
+	p->weight += weight;
 	if (!p->workers) {
 		job_run(p, job);
 		job->state = JOB_DONE;
@@ -194,6 +227,8 @@ size_t cairn_pipeline_pending(const cairn_pipeline *p)
 
 size_t cairn_pipeline_room(const cairn_pipeline *p)
 {
+	if (p->tail != p->head && p->weight >= p->budget)
+		return 0;
 	return p->depth - (size_t)(p->tail - p->head);
 }
 

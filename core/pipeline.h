@@ -6,8 +6,11 @@
  * and, when it is new, compress and encrypt it into a frame. The owner's
  * consume callback receives every job in the order it was submitted, so
  * manifests and packs are written exactly as a single thread would write
- * them. At most `depth` jobs are in flight: memory is depth x (chunk +
- * frame), whatever the input size.
+ * them. At most CAIRN_PIPELINE_JOBS_PER_WORKER x workers + 2 jobs (at most
+ * CAIRN_PIPELINE_MAX_JOBS) are in flight, weighing together at most that
+ * many times CAIRN_PIPELINE_BYTES_PER_JOB (a job weighs its data, or the
+ * chunk it decodes to; one job is always let in): memory is about twice
+ * that budget (data + frame), whatever the input size.
  *
  * With workers = 0 everything runs on the owner's thread, in order.
  */
@@ -19,6 +22,10 @@
 
 #include "buf.h"
 #include "repo.h"
+
+#define CAIRN_PIPELINE_JOBS_PER_WORKER 16
+#define CAIRN_PIPELINE_MAX_JOBS 258
+#define CAIRN_PIPELINE_BYTES_PER_JOB (256u * 1024)
 
 typedef enum cairn_job_kind {
 	CAIRN_JOB_CHUNK = 1, /* data is a chunk to hash and maybe encode */
@@ -34,6 +41,7 @@ typedef struct cairn_job {
 	int known;                   /* chunks: in the index when hashed */
 	cairn_buf frame;             /* chunks: the encoded frame unless known */
 	int state;                   /* internal */
+	size_t weight;               /* internal: counted against the budget */
 	int error;                   /* internal: a worker's failure */
 	char message[512];
 } cairn_job;
