@@ -14,7 +14,14 @@
 
 volatile int cairn_interrupted;
 
+/*
+ * Index text of stored packs goes out every 256 packs or 1 MiB of text,
+ * whichever comes first: the text would otherwise grow with the backup
+ * (~100 B per chunk; 1 MiB is ~1.3 GB of 128 KiB blocks). Garbage
+ * collection merges index objects into one.
+ */
 #define INDEX_FLUSH_PACKS 256
+#define INDEX_FLUSH_BYTES (1u << 20)
 /* Chunk lists longer than this are stored as list chunks ("l" lines). */
 #define LIST_INLINE_MAX (32u << 10)
 
@@ -64,6 +71,12 @@ struct cairn_backup_writer {
 	size_t prev_cap, prev_count;
 	int64_t prev_start;
 	char prev_name[CAIRN_NAME_MAX];
+	cairn_backup_info prev_info; /* its catalog entry (meta) */
+
+	/* entry_copy_prev: the previous version's chunks of the current entry */
+	chunk_ref *copy_chunks;
+	size_t copy_count, copy_cap;
+	int copy_state; /* 0 not expanded for this entry, 1 ready, -1 unusable */
 };
 
 /* An unchanged-file candidate: a FILE entry of the previous backup. */
@@ -266,7 +279,7 @@ static int pack_close(cairn_backup_writer *w)
 	    (error = cairn_buf_append(&w->index_text, w->pack_trailer.data + 13,
 	                              w->pack_trailer.len - 13)) < 0)
 		return error;
-	if (++w->index_packs >= INDEX_FLUSH_PACKS)
+	if (++w->index_packs >= INDEX_FLUSH_PACKS || w->index_text.len >= INDEX_FLUSH_BYTES)
 		return index_flush(w);
 	return 0;
 }
@@ -381,6 +394,14 @@ static int writer_consume(void *arg, cairn_job *job)
 		w->info.size += job->value;
 		return 0;
 	}
+	if (job->kind == CAIRN_JOB_REF) {
+		/* A block taken from the previous backup: its id is the data. */
+		cairn_hex_encode(job->data.data, CAIRN_HASH_LEN, hex);
+		if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %" PRIu64 "\n", hex, job->value)) < 0)
+			return error;
+		w->info.chunks++;
+		return 0;
+	}
 	cairn_hex_encode(job->id, sizeof(job->id), hex);
 	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, job->data.len)) < 0)
 		return error;
@@ -421,6 +442,7 @@ int cairn_backup_writer_entry_begin(cairn_backup_writer *w, const cairn_entry *e
 	}
 	cairn_buf_clear(&w->pending);
 	w->entry_size = 0;
+	w->copy_state = 0;
 	w->in_entry = 1;
 	return 0;
 }
@@ -614,6 +636,11 @@ static void prev_free(cairn_backup_writer *w)
 	free(w->prev);
 	w->prev = NULL;
 	w->prev_cap = w->prev_count = 0;
+	cairn_backup_info_free(&w->prev_info);
+	memset(&w->prev_info, 0, sizeof(w->prev_info));
+	free(w->copy_chunks);
+	w->copy_chunks = NULL;
+	w->copy_count = w->copy_cap = 0;
 }
 
 /*
@@ -644,6 +671,8 @@ static int prev_load(cairn_backup_writer *w)
 		if (s && strcmp(s, source) == 0 && ((!id && !identity) || (id && identity && strcmp(id, identity) == 0))) {
 			snprintf(w->prev_name, sizeof(w->prev_name), "%s", infos[i].name);
 			w->prev_start = infos[i].start_time;
+			w->prev_info = infos[i];
+			memset(&infos[i], 0, sizeof(infos[i]));
 			break;
 		}
 	}
@@ -705,6 +734,137 @@ done:
 	return error;
 }
 
+/*
+ * 1 when the previous backup of this source is loaded (loading it on first
+ * use), 0 when there is none or skip-unchanged is off. A failure to load it
+ * only costs time: it is reported and every file is read.
+ */
+static int prev_ready(cairn_backup_writer *w)
+{
+	if (!cairn_settings_get_bool("skip-unchanged"))
+		return 0;
+	if (w->prev_state == 0 && prev_load(w) < 0) {
+		cairn_log(CAIRN_LOG_WARN, "reading every file: %s", cairn_error_message());
+		cairn_error_clear();
+		w->prev_state = -1;
+	}
+	return w->prev_state == 1;
+}
+
+const char *cairn_backup_writer_prev_meta(cairn_backup_writer *w, const char *key)
+{
+	if (!key || !prev_ready(w))
+		return NULL;
+	if (strcmp(key, "name") == 0)
+		return w->prev_name;
+	return cairn_backup_info_meta(&w->prev_info, key);
+}
+
+static int copy_add_ref(void *arg, const char *line)
+{
+	cairn_backup_writer *w = arg;
+	int error;
+
+	if (w->copy_count == w->copy_cap) {
+		size_t cap = w->copy_cap ? 2 * w->copy_cap : 1024;
+		chunk_ref *grown = realloc(w->copy_chunks, cap * sizeof(*grown));
+
+		if (!grown)
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		w->copy_chunks = grown;
+		w->copy_cap = cap;
+	}
+	if (strncmp(line, "c ", 2) != 0)
+		return cairn_error_set(CAIRN_ECORRUPT, "chunk list of %s in backup %s: not a chunk line",
+		                       w->entry_path, w->prev_name);
+	if ((error = cairn_manifest_chunk_parse(line, w->copy_chunks[w->copy_count].id,
+	                                        &w->copy_chunks[w->copy_count].len)) < 0)
+		return error;
+	w->copy_count++;
+	return 0;
+}
+
+/*
+ * The previous version's chunk references of the current entry, with "l"
+ * lines expanded: 1 when usable for block copies (every chunk but the last
+ * one block long), 0 when not.
+ */
+static int copy_expand(cairn_backup_writer *w)
+{
+	const prev_entry *p;
+	char *text = NULL, *line, *nl;
+	size_t i;
+	int error = 0;
+
+	if (w->copy_state)
+		return w->copy_state > 0;
+	w->copy_state = -1;
+	w->copy_count = 0;
+	if (!prev_ready(w) || !(p = prev_find(w, w->entry_path)))
+		return 0;
+	if (!(text = strndup((const char *)p->refs.data, p->refs.len)))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	for (line = text; *line && error == 0; line = nl + 1) {
+		if (!(nl = strchr(line, '\n')))
+			break;
+		*nl = 0;
+		if (strncmp(line, "l ", 2) == 0) {
+			uint8_t id[CAIRN_HASH_LEN];
+			uint32_t len;
+
+			if ((error = cairn_manifest_list_parse(line, id, &len)) == 0)
+				error = cairn_chunk_list_each(w->repo, id, len, copy_add_ref, w);
+		} else {
+			error = copy_add_ref(w, line);
+		}
+	}
+	free(text);
+	if (error < 0)
+		return error;
+	for (i = 0; i + 1 < w->copy_count; i++)
+		if (w->copy_chunks[i].len != w->chunking.block)
+			return 0;
+	w->copy_state = 1;
+	return 1;
+}
+
+int cairn_backup_writer_entry_copy_prev(cairn_backup_writer *w, uint64_t length)
+{
+	uint64_t first, count, i;
+	uint32_t block = w->chunking.block;
+	int error;
+
+	if (!w->in_entry || !w->chunking.fixed || w->pending.len || w->entry_size % block ||
+	    length % block)
+		return cairn_error_set(CAIRN_EINVALID,
+		                       "entry_copy_prev needs a fixed-block entry and whole blocks "
+		                       "at a block boundary");
+	if (length == 0)
+		return 1;
+	if ((error = copy_expand(w)) <= 0)
+		return error;
+	first = w->entry_size / block;
+	count = length / block;
+	if (first + count > w->copy_count)
+		return 0;
+	/* Every chunk must be a whole block and still stored (it is: the backup holding it is kept). */
+	for (i = first; i < first + count; i++)
+		if (w->copy_chunks[i].len != block || !cairn_index_find(&w->repo->index, w->copy_chunks[i].id))
+			return 0;
+	for (i = first; i < first + count; i++) {
+		const chunk_ref *c = &w->copy_chunks[i];
+
+		if ((error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_REF, c->id, CAIRN_HASH_LEN,
+		                                   c->len)) < 0)
+			return error;
+	}
+	w->entry_size += length;
+	w->progress_done += length;
+	w->info.reused_bytes += length;
+	cairn_progress_update(w->progress_done, 0);
+	return 1;
+}
+
 int cairn_backup_writer_entry_reuse(cairn_backup_writer *w, const cairn_entry *entry)
 {
 	cairn_buf text = CAIRN_BUF_INIT;
@@ -714,15 +874,7 @@ int cairn_backup_writer_entry_reuse(cairn_backup_writer *w, const cairn_entry *e
 	if (w->in_entry)
 		return cairn_error_set(CAIRN_EINVALID, "entry_reuse of %s inside entry %s", entry->path,
 		                       w->entry_path);
-	if (entry->type != CAIRN_ENTRY_FILE || !cairn_settings_get_bool("skip-unchanged"))
-		return 0;
-	if (w->prev_state == 0 && (error = prev_load(w)) < 0) {
-		/* Reuse only saves time: without it every file is read. */
-		cairn_log(CAIRN_LOG_WARN, "reading every file: %s", cairn_error_message());
-		cairn_error_clear();
-		w->prev_state = -1;
-	}
-	if (w->prev_state != 1 || !(p = prev_find(w, entry->path)))
+	if (entry->type != CAIRN_ENTRY_FILE || !prev_ready(w) || !(p = prev_find(w, entry->path)))
 		return 0;
 	/*
 	 * Same size and modification time, and modified well before the earlier
@@ -1284,9 +1436,12 @@ static int reader_prefetch(cairn_backup_reader *r)
 {
 	int error;
 
-	while (r->chunk_submit < r->chunk_count && cairn_pipeline_room(r->pipe) > 0) {
+	while (r->chunk_submit < r->chunk_count) {
 		const chunk_ref *c = &r->chunks[r->chunk_submit];
 
+		/* Asked before fetching: the weight is the decoded size either way. */
+		if (!cairn_pipeline_can_submit(r->pipe, CAIRN_JOB_CHUNK, CAIRN_HASH_LEN, c->len))
+			break;
 		cairn_buf_clear(&r->raw);
 		if ((error = cairn_buf_append(&r->raw, c->id, CAIRN_HASH_LEN)) < 0 ||
 		    (!r->parallel_fetch && (error = chunk_fetch_raw(r->repo, c->id, &r->raw)) < 0) ||

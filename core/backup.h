@@ -36,6 +36,10 @@ int cairn_backup_writer_meta_set(cairn_backup_writer *w, const char *key, const 
  * Setting skip-unchanged=false turns it off.
  */
 int cairn_backup_writer_entry_reuse(cairn_backup_writer *w, const cairn_entry *entry);
+/* ABI 7, see plugin.h: meta of the backup entry_reuse takes files from. */
+const char *cairn_backup_writer_prev_meta(cairn_backup_writer *w, const char *key);
+/* ABI 7, see plugin.h: the next length bytes of a fixed-block entry as in that backup. */
+int cairn_backup_writer_entry_copy_prev(cairn_backup_writer *w, uint64_t length);
 /* Finishes the backup; its summary (name, sizes) is copied to *info when not NULL. */
 int cairn_backup_writer_commit(cairn_backup_writer *w, cairn_backup_info *info);
 /* Aborts when not committed; releases the lock; accepts NULL. */

@@ -93,6 +93,8 @@ static const cairn_host host = {
 	.backup_list = cairn_session_backup_list,
 	.entry_chunk_size = cairn_backup_writer_entry_chunk_size,
 	.entry_reuse = cairn_backup_writer_entry_reuse,
+	.prev_meta = cairn_backup_writer_prev_meta,
+	.entry_copy_prev = cairn_backup_writer_entry_copy_prev,
 };
 
 const cairn_host *cairn_host_get(void)

@@ -168,10 +168,14 @@ static int consume_oldest(cairn_pipeline *p)
 	return error;
 }
 
-/* What a job weighs against the budget: its data, or the chunk it decodes to. */
+/*
+ * What a job weighs against the budget: a chunk to decode (value set) the
+ * chunk it decodes to, whatever it holds when submitted (its id, or the id
+ * and the stored frame); anything else its data.
+ */
 static size_t job_weight(cairn_job_kind kind, size_t len, uint64_t value)
 {
-	if (kind == CAIRN_JOB_CHUNK && value > len)
+	if (kind == CAIRN_JOB_CHUNK && value)
 		return (size_t)value;
 	return len;
 }
@@ -225,11 +229,12 @@ size_t cairn_pipeline_pending(const cairn_pipeline *p)
 	return (size_t)(p->tail - p->head);
 }
 
-size_t cairn_pipeline_room(const cairn_pipeline *p)
+int cairn_pipeline_can_submit(const cairn_pipeline *p, cairn_job_kind kind, size_t len,
+                              uint64_t value)
 {
-	if (p->tail != p->head && p->weight >= p->budget)
+	if (p->tail - p->head == p->depth)
 		return 0;
-	return p->depth - (size_t)(p->tail - p->head);
+	return p->tail == p->head || p->weight + job_weight(kind, len, value) <= p->budget;
 }
 
 int cairn_pipeline_consume_one(cairn_pipeline *p)

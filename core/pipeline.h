@@ -30,7 +30,8 @@
 typedef enum cairn_job_kind {
 	CAIRN_JOB_CHUNK = 1, /* data is a chunk to hash and maybe encode */
 	CAIRN_JOB_MARK = 2,  /* data is passed through untouched (an entry line) */
-	CAIRN_JOB_ENTRY = 3  /* a whole manifest entry (entry line and its references) */
+	CAIRN_JOB_ENTRY = 3, /* a whole manifest entry (entry line and its references) */
+	CAIRN_JOB_REF = 4    /* data is the id of a stored chunk of `value` bytes, reused */
 } cairn_job_kind;
 
 typedef struct cairn_job {
@@ -63,9 +64,15 @@ int cairn_pipeline_submit(cairn_pipeline *p, cairn_job_kind kind, const void *da
                           uint64_t value);
 /* Waits for every submitted job and consumes it. */
 int cairn_pipeline_drain(cairn_pipeline *p);
-/* Jobs submitted and not consumed yet; room left before submit would consume. */
+/* Jobs submitted and not consumed yet. */
 size_t cairn_pipeline_pending(const cairn_pipeline *p);
-size_t cairn_pipeline_room(const cairn_pipeline *p);
+/*
+ * 1 when submitting this job would not first consume an older one (no slot
+ * or byte budget left): a caller whose consume callback must not run inside
+ * submit asks before submitting.
+ */
+int cairn_pipeline_can_submit(const cairn_pipeline *p, cairn_job_kind kind, size_t len,
+                              uint64_t value);
 /* Consumes the oldest job (waiting for it); 0 when none is pending. */
 int cairn_pipeline_consume_one(cairn_pipeline *p);
 /*

@@ -17,6 +17,7 @@
  * to a single page costs 128 KiB, not the 1 MiB of the default block.
  */
 #include "pg.h"
+#include "delta.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +37,8 @@ typedef struct pg_backup_ctx {
 	unsigned char *buf; /* PG_IO_BUFFER_SIZE */
 	uint32_t block_size;
 	uint64_t files, bytes;
+	pg_delta *delta;       /* NULL: changed files are read whole */
+	uint64_t copied;       /* bytes the delta took from the previous backup */
 } pg_backup_ctx;
 
 /* Top-level files of the data directory a base backup leaves out. */
@@ -157,10 +160,64 @@ static int pg_write_meta_only(pg_backup_ctx *ctx, const cairn_entry *e)
 	return error < 0 ? error : ctx->host->entry_end(ctx->w);
 }
 
+/*
+ * Reads a changed relation file by blocks: blocks the WAL did not name are
+ * taken from the previous backup, the others read. Leaves the file offset
+ * where the blocks end, for the plain read of what follows (a tail shorter
+ * than a block, or what was appended meanwhile).
+ */
+static int pg_backup_blocks(pg_backup_ctx *ctx, int fd, const char *path,
+                            const pg_delta_file_t *df, uint64_t size)
+{
+	const cairn_host *host = ctx->host;
+	uint64_t block = ctx->block_size, limit = size - size % block, off = 0, end;
+	int error = 0, rc;
+
+	while (off < limit) {
+		end = off + block;
+		if (!pg_delta_changed(ctx->delta, df, off / block)) {
+			while (end < limit && !pg_delta_changed(ctx->delta, df, end / block))
+				end += block;
+			if ((rc = host->entry_copy_prev(ctx->w, end - off)) < 0)
+				return rc;
+			if (rc == 1) {
+				ctx->copied += end - off;
+				off = end;
+				continue;
+			}
+		}
+		/* Changed (or not in the previous backup after all): read, a buffer at a time. */
+		if (end - off > PG_IO_BUFFER_SIZE)
+			end = off + PG_IO_BUFFER_SIZE;
+		while (off < end) {
+			ssize_t n = pread(fd, ctx->buf, (size_t)(end - off), (off_t)off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return pg_syscall_error(host, errno, "read", path);
+			if (n == 0)
+				goto shrunk;
+			ctx->bytes += (uint64_t)n;
+			if ((error = host->entry_write(ctx->w, ctx->buf, (size_t)n)) < 0)
+				return error;
+			off += (uint64_t)n;
+		}
+		/* A short read left the entry off a block boundary: read the rest plainly. */
+		if (off % block)
+			break;
+	}
+shrunk:
+	if (lseek(fd, (off_t)off, SEEK_SET) < 0)
+		return pg_syscall_error(host, errno, "seek in", path);
+	return 0;
+}
+
 static int pg_backup_file(pg_backup_ctx *ctx, const char *path, const char *rel,
                           const char *name)
 {
 	const cairn_host *host = ctx->host;
+	pg_delta_file_t df;
 	cairn_entry e;
 	struct stat sb;
 	int fd, error;
@@ -192,6 +249,9 @@ static int pg_backup_file(pg_backup_ctx *ctx, const char *path, const char *rel,
 		}
 	}
 	if ((error = host->entry_begin(ctx->w, &e)) < 0)
+		goto done;
+	if (ctx->delta && e.chunking == CAIRN_CHUNK_FIXED && pg_delta_file(ctx->delta, rel, &df) &&
+	    (error = pg_backup_blocks(ctx, fd, path, &df, (uint64_t)sb.st_size)) < 0)
 		goto done;
 	for (;;) {
 		ssize_t n = read(fd, ctx->buf, PG_IO_BUFFER_SIZE);
@@ -570,7 +630,8 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	     missing[25], lsn_text[32];
 	const char *labelfile, *spcmap;
 	uint64_t system_id = 0, local_id, seg_size, page_size, block_size, start_lsn, stop_lsn,
-	         start_segno, stop_segno;
+	         start_segno, stop_segno, blocks_per_seg, db_size, begin_lsn = 0;
+	pg_delta_params dp;
 	uint32_t timeline = 0;
 	unsigned int tli_parsed;
 	int version = 0, error, in_backup = 0, present = 0, waited;
@@ -594,13 +655,17 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	                      "(SELECT system_identifier FROM pg_control_system()), "
 	                      "(SELECT bytes_per_wal_segment FROM pg_control_init()), "
 	                      "(SELECT database_block_size FROM pg_control_init()), "
-	                      "current_setting('archive_mode')",
+	                      "current_setting('archive_mode'), "
+	                      "(SELECT blocks_per_segment FROM pg_control_init()), "
+	                      "(SELECT sum(pg_database_size(oid)) FROM pg_database)",
 	                      1, &res)) < 0)
 		goto done;
 	version = atoi(PQgetvalue(res, 0, 0));
 	system_id = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 	seg_size = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
 	page_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+	blocks_per_seg = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
+	db_size = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
 	if (strcmp(PQgetvalue(res, 0, 4), "off") == 0)
 		host->log(CAIRN_LOG_WARN, "archive_mode is off: the backup will wait for WAL that is "
 		                          "never archived (set archive_mode = on and archive_command = "
@@ -644,9 +709,18 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	         label);
 	if ((error = pg_query(host, conn, sql, 1, &res)) < 0)
 		goto done;
+	in_backup = 1;
+	/* The start position (the label says it too, but only at the stop). */
+	if (pg_parse_lsn(PQgetvalue(res, 0, 0), &begin_lsn) < 0)
+		begin_lsn = 0;
 	PQclear(res);
 	res = NULL;
-	in_backup = 1;
+	if ((error = pg_query(host, conn, "SELECT timeline_id FROM pg_control_checkpoint()", 1,
+	                      &res)) < 0)
+		goto done;
+	timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = NULL;
 	host->log(CAIRN_LOG_INFO, "backup started on PostgreSQL %d, data directory %s", version,
 	          pgdata);
 
@@ -655,6 +729,19 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	    (error = host->meta_set(w, "identity", sysid_text)) < 0 ||
 	    (error = pg_backup_relmap(&ctx, conn)) < 0)
 		goto done;
+	/*
+	 * Reading the WAL since the previous backup costs about what reading
+	 * that much data does: worth it while there is less of it than data.
+	 */
+	if (begin_lsn && timeline) {
+		dp = (pg_delta_params){.host = host, .writer = w, .session = host->writer_session(w),
+		                       .pgdata = pgdata, .start_lsn = begin_lsn, .timeline = timeline,
+		                       .seg_size = seg_size, .page_size = page_size,
+		                       .blocks_per_seg = blocks_per_seg, .block_size = ctx.block_size,
+		                       .max_wal = db_size};
+		if ((error = pg_delta_prepare(&dp, &ctx.delta)) < 0)
+			goto done;
+	}
 	if (stat(pgdata, &root) < 0) {
 		error = pg_syscall_error(host, errno, "stat", pgdata);
 		goto done;
@@ -743,8 +830,13 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	    (error = pg_meta_u64(host, w, "block-size", block_size)) < 0 ||
 	    (error = host->meta_set(w, "label", label)) < 0)
 		goto done;
-	host->log(CAIRN_LOG_INFO, "backup of %" PRIu64 " files (%" PRIu64 " bytes), WAL %s to %s",
-	          ctx.files, ctx.bytes, start_wal, stop_wal);
+	if (ctx.delta && ((error = host->meta_set(w, "delta-from", host->prev_meta(w, "name"))) < 0 ||
+	                  (error = pg_meta_u64(host, w, "delta-copied-bytes", ctx.copied)) < 0))
+		goto done;
+	host->log(CAIRN_LOG_INFO,
+	          "backup of %" PRIu64 " files (%" PRIu64 " bytes read, %" PRIu64
+	          " unchanged bytes of changed files taken from the previous backup), WAL %s to %s",
+	          ctx.files, ctx.bytes, ctx.copied, start_wal, stop_wal);
 done:
 	if (in_backup && conn) {
 		/* Closing the connection aborts a non-exclusive backup; say so explicitly too. */
@@ -754,6 +846,7 @@ done:
 	}
 	PQclear(res);
 	PQfinish(conn);
+	pg_delta_free(ctx.delta);
 	free(ctx.buf);
 	free(pgdata);
 	return error;

@@ -45,8 +45,10 @@ extern "C" {
  * Version 4: the setting flag CAIRN_SETTING_REPO_URL.
  * Version 5: host->entry_reuse (unchanged files are not read again).
  * Version 6: the storage capability CAIRN_STORAGE_CAP_CONCURRENT_GET.
+ * Version 7: host->prev_meta and host->entry_copy_prev (changed files of
+ *            which the driver knows the unchanged blocks are not read whole).
  */
-#define CAIRN_ABI_VERSION 6u
+#define CAIRN_ABI_VERSION 7u
 
 #define CAIRN_PLUGIN_INIT_SYMBOL "cairn_plugin_init"
 
@@ -377,6 +379,26 @@ struct cairn_host {
 	 * Check host->version >= 5 before calling.
 	 */
 	int (*entry_reuse)(cairn_backup_writer *w, const cairn_entry *entry);
+	/* ---- version 7 ---- */
+	/*
+	 * Meta `key` of the backup entry_reuse takes files from (the previous
+	 * backup of the same source; "source" and "identity" must be set), or
+	 * "name" for its name. NULL when there is no such backup, it lacks the
+	 * key, or skip-unchanged is false. Owned by the host.
+	 */
+	const char *(*prev_meta)(cairn_backup_writer *w, const char *key);
+	/*
+	 * Inside a CAIRN_CHUNK_FIXED entry, instead of entry_write of the next
+	 * `length` bytes, which the driver knows to be the same as in that
+	 * backup's file at this path (a database that logs every page it
+	 * changes can know): records that backup's chunks for them and returns
+	 * 1. The entry's size so far and `length` must be multiples of its block
+	 * size. Returns 0 when the bytes must be written after all (no such
+	 * file, other block size, too short), or a negative code. The host
+	 * cannot check the claim: a wrong one makes a wrong backup.
+	 * Check host->version >= 7 before calling.
+	 */
+	int (*entry_copy_prev)(cairn_backup_writer *w, uint64_t length);
 };
 
 /*
