@@ -201,9 +201,8 @@ compare() {
 	local name=$1 start=$2 end=$3 files
 	SUMMARY=""
 	mapfile -t files < <(seg_files "$start" "$end" "$PGD/pg_wal")
-	"$PG_BIN/pg_waldump" -b --path "$PGD/pg_wal" --start "$start" --end "$end" \
-		>"$TMP/waldump.txt" 2>"$TMP/waldump.err"
-	if [ $? != 0 ] || [ -s "$TMP/waldump.err" ]; then
+	if ! "$PG_BIN/pg_waldump" -b --path "$PGD/pg_wal" --start "$start" --end "$end" \
+		>"$TMP/waldump.txt" 2>"$TMP/waldump.err" || [ -s "$TMP/waldump.err" ]; then
 		ok 1 "$name: pg_waldump reads $start..$end"
 		diag_file "$TMP/waldump.err"
 		return 1
