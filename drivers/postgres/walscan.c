@@ -35,9 +35,11 @@
 #define RECORD_CRC_OFFSET 20u   /* offsetof(XLogRecord, xl_crc) */
 #define MAXALIGN_UP(x) (((x) + 7u) & ~(uint64_t)7u)
 
-/* xlp_info */
+/* xlp_info, as in 13 to 17 (later versions dropped XLP_BKP_REMOVABLE and
+ * renumbered the overwrite flag) */
 #define XLP_FIRST_IS_CONTRECORD 0x0001u
 #define XLP_LONG_HEADER 0x0002u
+#define XLP_BKP_REMOVABLE 0x0004u /* informational: no base backup was running */
 #define XLP_FIRST_IS_OVERWRITE_CONTRECORD 0x0008u
 #define XLP_ALL_FLAGS 0x000Fu
 
@@ -165,7 +167,7 @@ static void wal_file_name(const pg_walscan *s, uint64_t lsn, char out[25])
 		 (unsigned)(segno % per_xlogid));
 }
 
-#define LSN_FMT "%X/%08X"
+#define LSN_FMT "%X/%X" /* as PostgreSQL prints LSNs */
 #define LSN_ARGS(lsn) (unsigned)((lsn) >> 32), (unsigned)(lsn)
 
 /* fail() with the place prefixed: "WAL file F offset O (LSN L): ..." */
