@@ -62,6 +62,7 @@ struct pg_delta {
 	int off;          /* the WAL said something the delta cannot follow */
 	char reason[200]; /* why it is off */
 	uint64_t wal_bytes, refs;
+	unsigned local_segs, repo_segs; /* where the segments came from */
 };
 
 static uint64_t key_hash(const delta_key *k)
@@ -234,8 +235,10 @@ static int read_segment(pg_delta *d, cairn_session *s, const char *pgdata, const
 		/* xlp_pageaddr is at offset 8 of every page header. */
 		if (b->len >= 16) {
 			memcpy(&pageaddr, b->data + 8, 8);
-			if (pageaddr == segno * seg_size)
+			if (pageaddr == segno * seg_size) {
+				d->local_segs++;
 				return 1;
+			}
 		}
 	}
 	b->len = 0;
@@ -243,7 +246,10 @@ static int read_segment(pg_delta *d, cairn_session *s, const char *pgdata, const
 	error = d->host->log_read(s, log_name, seg_sink, b);
 	if (error == CAIRN_ENOTFOUND)
 		return 0;
-	return error < 0 ? error : 1;
+	if (error < 0)
+		return error;
+	d->repo_segs++;
+	return 1;
 }
 
 int pg_delta_prepare(const pg_delta_params *p, pg_delta **out)
@@ -344,8 +350,9 @@ finish:
 	pg_format_lsn(prev_start, lsn_text, sizeof(lsn_text));
 	host->log(CAIRN_LOG_INFO,
 	          "changed files: only blocks the WAL since %s names are read (%" PRIu64
-	          " MB of WAL, %" PRIu64 " block references, %zu changed blocks)",
-	          lsn_text, d->wal_bytes >> 20, d->refs, d->count);
+	          " MB of WAL in %u segments from pg_wal and %u from the repository, %" PRIu64
+	          " block references, %zu changed blocks)",
+	          lsn_text, d->wal_bytes >> 20, d->local_segs, d->repo_segs, d->refs, d->count);
 	*out = d;
 	return 0;
 }

@@ -50,12 +50,21 @@ qa postgres "UPDATE pgbench_accounts SET abalance = abalance + 3 WHERE aid BETWE
 ok $? "updates, inserts, deletes, truncate, drop, create, cluster"
 qa postgres "VACUUM shrink" >/dev/null
 ok $? "vacuum (truncates shrink)"
-qa postgres "CHECKPOINT" >/dev/null
+# Let the server recycle the segments since the first backup began: the
+# delta then reads them from the repository.
+for i in 1 2 3; do
+	pg_switch_wait >/dev/null && qa postgres "CHECKPOINT" >/dev/null
+done
+ok $? "WAL switched and archived, checkpoints done"
+B1_WAL=$(meta_of "$B1" start-wal)
+[ ! -e "$A_DIR/pg_wal/$B1_WAL" ]
+ok $? "the segment the first backup started in ($B1_WAL) is gone from pg_wal"
 
 run pgc -v pg backup-push "$A_DIR"
 ok $? "second backup" || _show_result
 B2=$OUT
 like "$ERR" "only blocks the WAL since [0-9A-F]+/[0-9A-F]+ names are read" "the log says the delta is used"
+like "$ERR" "and [1-9][0-9]* from the repository" "segments gone from pg_wal were read from the repository"
 is "$(meta_of "$B2" delta-from)" "$B1" "the second backup took blocks from the first"
 copied=$(meta_of "$B2" delta-copied-bytes)
 diag "second backup: $copied bytes of changed files taken from $B1, $(stored_of "$B2") bytes stored"
@@ -127,6 +136,21 @@ postgres_stop "$B_DIR"
 # skip-unchanged=false reads everything, the delta included.
 run pgc -v pg backup-push "$A_DIR" --skip-unchanged=false
 ok $? "backup with --skip-unchanged=false" || _show_result
-is "$(meta_of "$OUT" delta-from)" "" "--skip-unchanged=false: no blocks taken"
+B5=$OUT
+is "$(meta_of "$B5" delta-from)" "" "--skip-unchanged=false: no blocks taken"
+
+# A segment of the range in neither place: changed files are read whole.
+qa postgres "UPDATE pgbench_accounts SET abalance = 5 WHERE aid < 100" >/dev/null
+for i in 1 2 3; do
+	pg_switch_wait >/dev/null && qa postgres "CHECKPOINT" >/dev/null
+done
+B5_WAL=$(meta_of "$B5" start-wal)
+[ ! -e "$A_DIR/pg_wal/$B5_WAL" ] && rm "$REPO"/logs/pg/wal/*/"$B5_WAL"
+ok $? "segment $B5_WAL removed from the repository, gone from pg_wal"
+run pgc -v pg backup-push "$A_DIR"
+ok $? "backup with a segment of the range missing" || _show_result
+like "$ERR" "changed files are read whole: WAL segment $B5_WAL is neither in pg_wal nor in the repository" \
+	"the log names the missing segment"
+is "$(meta_of "$OUT" delta-from)" "" "no blocks taken"
 
 done_testing
