@@ -25,7 +25,7 @@
 
 #define CAIRN_PIPELINE_JOBS_PER_WORKER 16
 #define CAIRN_PIPELINE_MAX_JOBS 258
-#define CAIRN_PIPELINE_BYTES_PER_JOB (256u * 1024)
+#define CAIRN_PIPELINE_BYTES_PER_JOB (128u * 1024)
 
 typedef enum cairn_job_kind {
 	CAIRN_JOB_CHUNK = 1, /* data is a chunk to hash and maybe encode */
