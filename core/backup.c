@@ -179,7 +179,7 @@ int cairn_backup_writer_new(cairn_backup_writer **out, cairn_repo *repo, const c
 	w->info.start_time = time(NULL);
 	if ((error = cairn_lock_acquire(repo, 0, "backup-push", &w->lock)) < 0)
 		goto fail;
-	if ((error = cairn_repo_load_index(repo)) < 0)
+	if ((error = cairn_repo_load_index_bounded(repo)) < 0)
 		goto fail;
 	workers = (int)cairn_settings_get_int("workers");
 	if ((error = cairn_pipeline_new(&w->pipe, repo,
@@ -1152,7 +1152,7 @@ int cairn_backup_reader_open(cairn_backup_reader **out, cairn_repo *repo, const 
 	r->repo = repo;
 	if ((error = cairn_backup_info_load(repo, name, &r->info)) < 0)
 		goto fail;
-	if ((error = cairn_repo_load_index(repo)) < 0)
+	if ((error = cairn_repo_load_index_bounded(repo)) < 0)
 		goto fail;
 	workers = (int)cairn_settings_get_int("workers");
 	if (workers <= 0)

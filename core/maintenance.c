@@ -10,6 +10,9 @@
 #include "error.h"
 #include "log.h"
 
+/* New index objects garbage collection writes are about this size. */
+#define GC_INDEX_OBJECT_BYTES (1u << 20)
+
 static int keys_list(cairn_repo *repo, const char *prefix, cairn_keylist *out)
 {
 	return cairn_store_list_keys(repo->store, prefix, out);
@@ -517,8 +520,9 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 	uint32_t *live_count = NULL;
 	const char **doomed = NULL;
 	size_t i, ndoomed = 0, p;
-	char key[CAIRN_NAME_MAX + 16], hex[65], new_index[64];
-	int error, wrote_index = 0;
+	char key[CAIRN_NAME_MAX + 16], hex[65], new_index[64], **new_indexes = NULL;
+	size_t new_count = 0;
+	int error;
 
 	/* 1. Where chunks are (list chunks are read through it). */
 	cairn_index_free(&repo->index);
@@ -556,18 +560,49 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 			goto done;
 		}
 	}
-	/* 3. The new index: every entry of every pack that keeps a live chunk. */
-	if ((error = cairn_buf_printf(&text, "cairn-index 1\n")) < 0)
+	/*
+	 * 3. The new index: every entry of every pack that keeps a live chunk,
+	 * in objects of about 1 MiB (a backup reads each whole; one object of
+	 * the whole index would cost its reader memory in proportion to the
+	 * repository).
+	 */
+	if ((error = keys_list(repo, "index/", &indexes)) < 0 ||
+	    (error = keys_list(repo, "packs/", &packs)) < 0)
 		goto done;
 	for (p = 0; p < repo->index.pack_count; p++)
 		stats->packs_kept += live_count[p] != 0;
 	/* Entries of one pack are contiguous in load order; a pack line starts each run. */
 	p = SIZE_MAX;
-	for (i = 0; i < repo->index.count; i++) {
-		const cairn_index_entry *e = &repo->index.entries[i];
+	for (i = 0; i <= repo->index.count; i++) {
+		const cairn_index_entry *e = i < repo->index.count ? &repo->index.entries[i] : NULL;
 
-		if (!live_count[e->pack])
+		if (e && !live_count[e->pack])
 			continue;
+		if (text.len && (!e || text.len >= GC_INDEX_OBJECT_BYTES)) {
+			char **grown = realloc(new_indexes, (new_count + 1) * sizeof(*grown));
+
+			if (!grown) {
+				error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+				goto done;
+			}
+			new_indexes = grown;
+			memcpy(new_index, "index/", 6);
+			if ((error = cairn_random_hex(new_index + 6, 16)) < 0 ||
+			    (error = cairn_repo_put_object(repo, new_index, CAIRN_OBJ_INDEX, text.data,
+			                                   text.len)) < 0)
+				goto done;
+			if (!(new_indexes[new_count] = strdup(new_index))) {
+				error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+				goto done;
+			}
+			new_count++;
+			cairn_buf_clear(&text);
+			p = SIZE_MAX;
+		}
+		if (!e)
+			break;
+		if (!text.len && (error = cairn_buf_printf(&text, "cairn-index 1\n")) < 0)
+			goto done;
 		if (e->pack != p &&
 		    (error = cairn_buf_printf(&text, "pack %s\n", repo->index.packs[e->pack])) < 0)
 			goto done;
@@ -577,25 +612,20 @@ static int collect_garbage(cairn_repo *repo, cairn_gc_stats *stats)
 		                              e->length, e->plain_len)) < 0)
 			goto done;
 	}
-	if ((error = keys_list(repo, "index/", &indexes)) < 0 ||
-	    (error = keys_list(repo, "packs/", &packs)) < 0)
-		goto done;
-	if (stats->packs_kept) {
-		memcpy(new_index, "index/", 6);
-		if ((error = cairn_random_hex(new_index + 6, 16)) < 0 ||
-		    (error = cairn_repo_put_object(repo, new_index, CAIRN_OBJ_INDEX, text.data,
-		                                   text.len)) < 0)
-			goto done;
-		wrote_index = 1;
-	}
-	/* 4. Old indexes go (the new one covers what is kept), then dead packs and manifests. */
+	/* 4. Old indexes go (the new ones cover what is kept), then dead packs and manifests. */
 	if (!(doomed = calloc(indexes.count + packs.count + 1, sizeof(*doomed)))) {
 		error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
 		goto done;
 	}
-	for (i = 0; i < indexes.count; i++)
-		if (!wrote_index || strcmp(indexes.keys[i], new_index) != 0)
+	for (i = 0; i < indexes.count; i++) {
+		size_t j;
+		int fresh = 0;
+
+		for (j = 0; j < new_count && !fresh; j++)
+			fresh = strcmp(indexes.keys[i], new_indexes[j]) == 0;
+		if (!fresh)
 			doomed[ndoomed++] = indexes.keys[i];
+	}
 	if ((error = cairn_store_remove(repo->store, doomed, ndoomed)) < 0)
 		goto done;
 	ndoomed = 0;
@@ -646,6 +676,9 @@ done:
 	cairn_buf_free(&text);
 	free(live_count);
 	free(doomed);
+	for (i = 0; i < new_count; i++)
+		free(new_indexes[i]);
+	free(new_indexes);
 	return error;
 }
 

@@ -68,17 +68,311 @@ static int index_grow_slots(cairn_index *idx)
 	return 0;
 }
 
+/* ---- runs: sorted entries in unlinked temp files ---- */
+
+/* Entries per page of a run: one read of 14 KiB per lookup that reaches it. */
+#define RUN_PAGE 256
+/* More runs than this are merged into one (lookups that miss read every run). */
+#define RUN_MAX 8
+/* Entries read or written at a time while merging. */
+#define RUN_IO 4096
+
+struct cairn_index_run {
+	int fd;
+	uint64_t count;
+	uint8_t (*fence)[CAIRN_HASH_LEN]; /* first id of every page */
+	size_t fences;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return memcmp(((const cairn_index_entry *)a)->id, ((const cairn_index_entry *)b)->id,
+	              CAIRN_HASH_LEN);
+}
+
+static void run_close(cairn_index_run *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->fence);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+static int run_syscall_error(int err, const char *what)
+{
+	return cairn_error_set(cairn_error_from_errno(err), "chunk index: cannot %s its temp file: %s",
+	                       what, strerror(err));
+}
+
+/* Creates an empty run in an unlinked temp file. */
+static int run_create(cairn_index_run *r)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if (!dir || !*dir)
+		dir = "/var/tmp";
+	snprintf(path, sizeof(path), "%s/cairn-index.XXXXXX", dir);
+	if ((r->fd = mkostemp(path, O_CLOEXEC)) < 0) {
+		err = errno;
+		r->fd = -1;
+		return cairn_error_set(cairn_error_from_errno(err),
+		                       "chunk index: cannot create a temp file in %s: %s (set TMPDIR "
+		                       "to a folder with room)",
+		                       dir, strerror(err));
+	}
+	unlink(path);
+	return 0;
+}
+
+/* Appends n sorted entries (continuing the run's order) and their fences. */
+static int run_append(cairn_index_run *r, const cairn_index_entry *e, size_t n)
+{
+	size_t i, len = n * sizeof(*e), done = 0;
+
+	for (i = 0; i < n; i++) {
+		if ((r->count + i) % RUN_PAGE)
+			continue;
+		if (r->fences % 1024 == 0) {
+			void *grown = realloc(r->fence, (r->fences + 1024) * sizeof(*r->fence));
+
+			if (!grown)
+				return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+			r->fence = grown;
+		}
+		memcpy(r->fence[r->fences++], e[i].id, CAIRN_HASH_LEN);
+	}
+	while (done < len) {
+		ssize_t w = pwrite(r->fd, (const char *)e + done, len - done,
+		                   (off_t)(r->count * sizeof(*e) + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return run_syscall_error(errno, "write");
+		done += (size_t)w;
+	}
+	r->count += n;
+	return 0;
+}
+
+/* Reads entries [first, first + n) of a run; n is what was read. */
+static int run_read(const cairn_index_run *r, uint64_t first, cairn_index_entry *out, size_t *n)
+{
+	size_t len, done = 0;
+
+	if (first + *n > r->count)
+		*n = (size_t)(r->count - first);
+	len = *n * sizeof(*out);
+	while (done < len) {
+		ssize_t got = pread(r->fd, (char *)out + done, len - done,
+		                    (off_t)(first * sizeof(*out) + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return run_syscall_error(errno, "read");
+		if (got == 0)
+			return cairn_error_set(CAIRN_EIO, "chunk index: its temp file is shorter than written");
+		done += (size_t)got;
+	}
+	return 0;
+}
+
+/* Finds id in a run: 1 with *out set, 0 when absent, or an error. */
+static int run_find(const cairn_index_run *r, const uint8_t *id, cairn_index_entry *out)
+{
+	cairn_index_entry page[RUN_PAGE];
+	size_t lo = 0, hi = r->fences, n = RUN_PAGE;
+	int error;
+
+	/* The last page whose first id is <= id. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(r->fence[mid], id, CAIRN_HASH_LEN) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	if ((error = run_read(r, (uint64_t)(lo - 1) * RUN_PAGE, page, &n)) < 0)
+		return error;
+	lo = 0;
+	hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(page[mid].id, id, CAIRN_HASH_LEN);
+
+		if (c == 0) {
+			*out = page[mid];
+			return 1;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Merges every run and the sorted in-memory entries into one new run. */
+static int runs_merge(cairn_index *idx, cairn_index_run *out)
+{
+	size_t k = idx->run_count + 1, i;
+	cairn_index_entry **buf = calloc(k, sizeof(*buf)), *obuf = NULL;
+	size_t *len = calloc(k, sizeof(*len)), *pos = calloc(k, sizeof(*pos)), olen = 0;
+	uint64_t *next = calloc(k, sizeof(*next));
+	uint8_t last[CAIRN_HASH_LEN];
+	int error = 0, have_last = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	if (!buf || !len || !pos || !next || !(obuf = malloc(RUN_IO * sizeof(*obuf)))) {
+		error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < idx->run_count; i++)
+		if (!(buf[i] = malloc(RUN_IO * sizeof(**buf)))) {
+			error = cairn_error_set(CAIRN_ENOMEM, "out of memory");
+			goto done;
+		}
+	/* Input k-1 is the in-memory table, read in place. */
+	buf[k - 1] = idx->entries;
+	len[k - 1] = idx->count;
+	next[k - 1] = idx->count;
+	if ((error = run_create(out)) < 0)
+		goto done;
+	for (;;) {
+		size_t best = k;
+
+		for (i = 0; i < k; i++) {
+			if (pos[i] == len[i] && i < idx->run_count && next[i] < idx->runs[i].count) {
+				len[i] = RUN_IO;
+				if ((error = run_read(&idx->runs[i], next[i], buf[i], &len[i])) < 0)
+					goto done;
+				next[i] += len[i];
+				pos[i] = 0;
+			}
+			if (pos[i] < len[i] &&
+			    (best == k || memcmp(buf[i][pos[i]].id, buf[best][pos[best]].id, CAIRN_HASH_LEN) < 0))
+				best = i;
+		}
+		if (best == k)
+			break;
+		/* Equal ids name the same chunk: one entry is enough. */
+		if (!have_last || memcmp(last, buf[best][pos[best]].id, CAIRN_HASH_LEN) != 0) {
+			obuf[olen++] = buf[best][pos[best]];
+			memcpy(last, buf[best][pos[best]].id, CAIRN_HASH_LEN);
+			have_last = 1;
+		}
+		pos[best]++;
+		if (olen == RUN_IO) {
+			if ((error = run_append(out, obuf, olen)) < 0)
+				goto done;
+			olen = 0;
+		}
+	}
+	error = olen ? run_append(out, obuf, olen) : 0;
+done:
+	for (i = 0; i < idx->run_count && buf; i++)
+		free(buf[i]);
+	free(buf);
+	free(len);
+	free(pos);
+	free(next);
+	free(obuf);
+	if (error < 0)
+		run_close(out);
+	return error;
+}
+
+/* Rebuilds the hash slots after the entries moved (sorting for a spill that then failed). */
+static void index_rehash(cairn_index *idx)
+{
+	size_t i, s;
+
+	memset(idx->slots, 0, idx->slot_cap * sizeof(*idx->slots));
+	for (i = 0; i < idx->count; i++) {
+		for (s = slot_of(idx->entries[i].id, idx->slot_cap); idx->slots[s];
+		     s = (s + 1) & (idx->slot_cap - 1))
+			;
+		idx->slots[s] = (uint32_t)(i + 1);
+	}
+}
+
+/* Moves the in-memory entries to a run (merging the runs when there are many). */
+static int index_spill(cairn_index *idx)
+{
+	cairn_index_run run, *grown;
+	size_t i;
+	int error;
+
+	if (!idx->count)
+		return 0;
+	if (!idx->run_count && !idx->spilled)
+		cairn_log(CAIRN_LOG_INFO,
+		          "chunk index: more than %" PRIu64 " KiB in memory, the rest goes to temp files in %s",
+		          idx->memory >> 10,
+		          getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
+	/* Room for the new run first: nothing may fail once old runs are merged away. */
+	if (!(grown = realloc(idx->runs, (idx->run_count + 1) * sizeof(*grown))))
+		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+	idx->runs = grown;
+	qsort(idx->entries, idx->count, sizeof(*idx->entries), entry_cmp);
+	if (idx->run_count >= RUN_MAX) {
+		if ((error = runs_merge(idx, &run)) < 0) {
+			index_rehash(idx);
+			return error;
+		}
+		for (i = 0; i < idx->run_count; i++)
+			run_close(&idx->runs[i]);
+		idx->run_count = 0;
+		idx->spilled = 0;
+	} else if ((error = run_create(&run)) < 0 ||
+	           (error = run_append(&run, idx->entries, idx->count)) < 0) {
+		run_close(&run);
+		index_rehash(idx);
+		return error;
+	}
+	idx->runs[idx->run_count++] = run;
+	idx->spilled += run.count;
+	idx->count = 0;
+	memset(idx->slots, 0, idx->slot_cap * sizeof(*idx->slots));
+	return 0;
+}
+
 const cairn_index_entry *cairn_index_find(const cairn_index *idx, const uint8_t id[CAIRN_HASH_LEN])
 {
-	size_t s;
+	static __thread cairn_index_entry found;
+	size_t s, i;
 
-	if (!idx->slot_cap)
-		return NULL;
-	for (s = slot_of(id, idx->slot_cap); idx->slots[s]; s = (s + 1) & (idx->slot_cap - 1)) {
-		const cairn_index_entry *e = &idx->entries[idx->slots[s] - 1];
+	if (idx->slot_cap) {
+		for (s = slot_of(id, idx->slot_cap); idx->slots[s]; s = (s + 1) & (idx->slot_cap - 1)) {
+			const cairn_index_entry *e = &idx->entries[idx->slots[s] - 1];
 
-		if (memcmp(e->id, id, CAIRN_HASH_LEN) == 0)
-			return e;
+			if (memcmp(e->id, id, CAIRN_HASH_LEN) == 0)
+				return e;
+		}
+	}
+	/*
+	 * Newest run first. A run that cannot be read is a local I/O failure:
+	 * "absent" would store the chunk again (harmless) on backup and fail
+	 * the restore with a clear message, so it is logged, not hidden.
+	 */
+	for (i = idx->run_count; i-- > 0;) {
+		int rc = run_find(&idx->runs[i], id, &found);
+
+		if (rc > 0)
+			return &found;
+		if (rc < 0) {
+			cairn_log(CAIRN_LOG_WARN, "%s", cairn_error_message());
+			cairn_error_clear();
+		}
 	}
 	return NULL;
 }
@@ -89,13 +383,20 @@ int cairn_index_add(cairn_index *idx, const cairn_index_entry *e)
 	size_t s;
 	int error;
 
-	if (cairn_index_find(idx, e->id))
-		return 0;
+	if (idx->slot_cap) {
+		for (s = slot_of(e->id, idx->slot_cap); idx->slots[s]; s = (s + 1) & (idx->slot_cap - 1))
+			if (memcmp(idx->entries[idx->slots[s] - 1].id, e->id, CAIRN_HASH_LEN) == 0)
+				return 0;
+	}
+	if (idx->spill_at && idx->count >= idx->spill_at && (error = index_spill(idx)) < 0)
+		return error;
 	if ((idx->count + 1) * 2 > idx->slot_cap && (error = index_grow_slots(idx)) < 0)
 		return error;
 	if (idx->count == idx->cap) {
 		size_t cap = idx->cap ? idx->cap * 2 : 1024;
 
+		if (idx->spill_at && cap > idx->spill_at)
+			cap = idx->spill_at;
 		if (!(grown = realloc(idx->entries, cap * sizeof(*grown))))
 			return cairn_error_set(CAIRN_ENOMEM, "out of memory growing the chunk index");
 		idx->entries = grown;
@@ -106,6 +407,25 @@ int cairn_index_add(cairn_index *idx, const cairn_index_entry *e)
 		;
 	idx->slots[s] = (uint32_t)(++idx->count);
 	return 0;
+}
+
+int cairn_index_set_memory(cairn_index *idx, uint64_t bytes)
+{
+	/* An entry costs itself plus up to four slots (the table is kept at most half full). */
+	uint64_t per = sizeof(cairn_index_entry) + 4 * sizeof(uint32_t);
+
+	if (idx->count || idx->run_count)
+		return cairn_error_set(CAIRN_EINVALID, "the chunk index limit must be set before it fills");
+	if (bytes < (64u << 10))
+		bytes = 64u << 10;
+	idx->memory = bytes;
+	idx->spill_at = (size_t)(bytes / per);
+	return 0;
+}
+
+uint64_t cairn_index_size(const cairn_index *idx)
+{
+	return idx->spilled + idx->count;
 }
 
 int cairn_index_pack(cairn_index *idx, const char *pack_hex, uint32_t *out)
@@ -132,6 +452,11 @@ int cairn_index_pack(cairn_index *idx, const char *pack_hex, uint32_t *out)
 
 void cairn_index_free(cairn_index *idx)
 {
+	size_t i;
+
+	for (i = 0; i < idx->run_count; i++)
+		run_close(&idx->runs[i]);
+	free(idx->runs);
 	free(idx->entries);
 	free(idx->slots);
 	free(idx->packs);
@@ -205,6 +530,17 @@ int cairn_index_parse(cairn_index *idx, const char *text, size_t len)
 	if (lineno == 0)
 		return cairn_error_set(CAIRN_ECORRUPT, "index is empty");
 	return 0;
+}
+
+int cairn_repo_load_index_bounded(cairn_repo *repo)
+{
+	int error;
+
+	if (!repo->index_loaded && repo->index.count == 0 && repo->index.run_count == 0 &&
+	    (error = cairn_index_set_memory(&repo->index,
+	                                    cairn_settings_get_size("index-memory"))) < 0)
+		return error;
+	return cairn_repo_load_index(repo);
 }
 
 int cairn_repo_load_index(cairn_repo *repo)

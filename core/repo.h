@@ -26,6 +26,19 @@ typedef struct cairn_index_entry {
 	uint32_t plain_len;
 } cairn_index_entry;
 
+typedef struct cairn_index_run cairn_index_run;
+
+/*
+ * The chunk index: id -> where the chunk is stored. Entries live in a hash
+ * table in memory; with a memory limit set (cairn_index_set_memory, as
+ * backups and restores do) a full table is sorted and written to a run in
+ * an unlinked temp file, and lookups that miss in memory search the runs
+ * (a binary search over the first id of every page of a run, then one read
+ * of that page). Memory then stays at the limit plus a fence of 32 bytes
+ * per 256 spilled entries, whatever the size of the repository.
+ * `entries` and `count` describe the in-memory part only: code that walks
+ * every entry (maintenance) leaves the limit unset.
+ */
 typedef struct cairn_index {
 	cairn_index_entry *entries;
 	size_t count, cap;
@@ -33,6 +46,11 @@ typedef struct cairn_index {
 	size_t slot_cap;
 	char (*packs)[CAIRN_PACK_ID_HEX + 1];
 	size_t pack_count, pack_cap;
+	size_t spill_at;       /* in-memory entries that make a run; 0: never */
+	uint64_t memory;       /* the limit it was computed from */
+	cairn_index_run *runs; /* oldest first */
+	size_t run_count;
+	uint64_t spilled;      /* entries in runs */
 } cairn_index;
 
 typedef struct cairn_repo {
@@ -57,10 +75,31 @@ void cairn_repo_free(cairn_repo *repo);
 
 /* Reads every index object into repo->index (once). */
 int cairn_repo_load_index(cairn_repo *repo);
+/*
+ * The same with the in-memory part bounded by the setting index-memory
+ * (backups and restores; maintenance walks every entry and uses the above).
+ */
+int cairn_repo_load_index_bounded(cairn_repo *repo);
 
 /* ---- index ---- */
+/*
+ * The entry of a chunk, or NULL. An entry found in a run is copied to a
+ * buffer of the calling thread: the pointer is valid until that thread's
+ * next find. Safe on several threads while nobody adds.
+ */
 const cairn_index_entry *cairn_index_find(const cairn_index *idx, const uint8_t id[CAIRN_HASH_LEN]);
+/*
+ * Adds an entry unless its id is already in memory (an id that is only in
+ * a run may be added again: both entries are valid places of the chunk).
+ */
 int cairn_index_add(cairn_index *idx, const cairn_index_entry *e);
+/*
+ * Bounds the in-memory part at about `bytes` (at least 64 KiB); beyond it
+ * entries go to temp files in $TMPDIR (default /var/tmp). Before any add.
+ */
+int cairn_index_set_memory(cairn_index *idx, uint64_t bytes);
+/* Entries in memory and in runs. */
+uint64_t cairn_index_size(const cairn_index *idx);
 /* Number of the pack in the pack table, adding it when new. */
 int cairn_index_pack(cairn_index *idx, const char *pack_hex, uint32_t *out);
 void cairn_index_free(cairn_index *idx);

@@ -57,6 +57,9 @@ static const cairn_setting core_settings[] = {
 	 "content-defined chunking: largest chunk (fixed at creation)", 0},
 	{"pack-size", CAIRN_SETTING_SIZE, "32M", "CAIRN_PACK_SIZE",
 	 "target size of pack objects holding chunks", 0},
+	{"index-memory", CAIRN_SETTING_SIZE, "16M", "CAIRN_INDEX_MEMORY",
+	 "memory for the chunk index of a backup or restore; beyond it the index goes to temp "
+	 "files in $TMPDIR (default /var/tmp), so memory does not grow with the repository", 0},
 	{"lock-stale-after", CAIRN_SETTING_INT, "86400", "CAIRN_LOCK_STALE_AFTER",
 	 "seconds after which a lock of another host is considered abandoned", 0},
 	{"force", CAIRN_SETTING_BOOL, "false", "CAIRN_FORCE",
