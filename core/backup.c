@@ -406,8 +406,12 @@ static int writer_consume(void *arg, cairn_job *job)
 	if ((error = cairn_buf_printf(&w->chunk_lines, "c %s %zu\n", hex, job->data.len)) < 0)
 		return error;
 	w->info.chunks++;
-	/* Known when hashed, or stored meanwhile by an earlier job with the same data. */
-	if (job->known || cairn_index_find(&w->repo->index, job->id))
+	/*
+	 * Known when hashed, or stored meanwhile by an earlier job with the same
+	 * data: that one is recent, so in memory (unless a spill came between,
+	 * when the chunk is stored twice, which costs space, not correctness).
+	 */
+	if (job->known || cairn_index_find_memory(&w->repo->index, job->id))
 		return 0;
 	return store_frame(w, job, hex);
 }

@@ -346,19 +346,30 @@ static int index_spill(cairn_index *idx)
 	return 0;
 }
 
+const cairn_index_entry *cairn_index_find_memory(const cairn_index *idx,
+                                                 const uint8_t id[CAIRN_HASH_LEN])
+{
+	size_t s;
+
+	if (!idx->slot_cap)
+		return NULL;
+	for (s = slot_of(id, idx->slot_cap); idx->slots[s]; s = (s + 1) & (idx->slot_cap - 1)) {
+		const cairn_index_entry *e = &idx->entries[idx->slots[s] - 1];
+
+		if (memcmp(e->id, id, CAIRN_HASH_LEN) == 0)
+			return e;
+	}
+	return NULL;
+}
+
 const cairn_index_entry *cairn_index_find(const cairn_index *idx, const uint8_t id[CAIRN_HASH_LEN])
 {
 	static __thread cairn_index_entry found;
-	size_t s, i;
+	const cairn_index_entry *e;
+	size_t i;
 
-	if (idx->slot_cap) {
-		for (s = slot_of(id, idx->slot_cap); idx->slots[s]; s = (s + 1) & (idx->slot_cap - 1)) {
-			const cairn_index_entry *e = &idx->entries[idx->slots[s] - 1];
-
-			if (memcmp(e->id, id, CAIRN_HASH_LEN) == 0)
-				return e;
-		}
-	}
+	if ((e = cairn_index_find_memory(idx, id)))
+		return e;
 	/*
 	 * Newest run first. A run that cannot be read is a local I/O failure:
 	 * "absent" would store the chunk again (harmless) on backup and fail

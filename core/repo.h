@@ -88,6 +88,9 @@ int cairn_repo_load_index_bounded(cairn_repo *repo);
  * next find. Safe on several threads while nobody adds.
  */
 const cairn_index_entry *cairn_index_find(const cairn_index *idx, const uint8_t id[CAIRN_HASH_LEN]);
+/* The same, looking only at the in-memory part (no reads). */
+const cairn_index_entry *cairn_index_find_memory(const cairn_index *idx,
+                                                 const uint8_t id[CAIRN_HASH_LEN]);
 /*
  * Adds an entry unless its id is already in memory (an id that is only in
  * a run may be added again: both entries are valid places of the chunk).
