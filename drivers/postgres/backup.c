@@ -657,7 +657,8 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	                      "(SELECT database_block_size FROM pg_control_init()), "
 	                      "current_setting('archive_mode'), "
 	                      "(SELECT blocks_per_segment FROM pg_control_init()), "
-	                      "(SELECT sum(pg_database_size(oid)) FROM pg_database)",
+	                      "(SELECT sum(pg_database_size(oid)) FILTER "
+	                      "(WHERE has_database_privilege(oid, 'CONNECT')) FROM pg_database)",
 	                      1, &res)) < 0)
 		goto done;
 	version = atoi(PQgetvalue(res, 0, 0));
@@ -665,6 +666,7 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	seg_size = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
 	page_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	blocks_per_seg = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
+	/* Only the databases this role may size (NULL when none): a rule of thumb for the delta. */
 	db_size = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
 	if (strcmp(PQgetvalue(res, 0, 4), "off") == 0)
 		host->log(CAIRN_LOG_WARN, "archive_mode is off: the backup will wait for WAL that is "
@@ -738,7 +740,7 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 		                       .pgdata = pgdata, .start_lsn = begin_lsn, .timeline = timeline,
 		                       .seg_size = seg_size, .page_size = page_size,
 		                       .blocks_per_seg = blocks_per_seg, .block_size = ctx.block_size,
-		                       .max_wal = db_size};
+		                       .max_wal = db_size ? db_size : UINT64_MAX};
 		if ((error = pg_delta_prepare(&dp, &ctx.delta)) < 0)
 			goto done;
 	}
