@@ -30,6 +30,61 @@ typedef struct chunk_ref {
 	uint32_t len;
 } chunk_ref;
 
+/* The chunks of one entry, "l" lines expanded (the reader's and entry_copy_prev's). */
+typedef struct chunk_refs {
+	chunk_ref *v;
+	size_t count, cap;
+	uint64_t sum; /* bytes of the chunks */
+} chunk_refs;
+
+static void chunk_refs_clear(chunk_refs *refs)
+{
+	refs->count = 0;
+	refs->sum = 0;
+}
+
+/* Appends the chunk of a "c" line (a cairn_chunk_list_each callback). */
+static int chunk_refs_add(void *arg, const char *line)
+{
+	chunk_refs *refs = arg;
+	int error;
+
+	if (refs->count == refs->cap) {
+		size_t cap = refs->cap ? refs->cap * 2 : 64;
+		chunk_ref *grown = realloc(refs->v, cap * sizeof(*grown));
+
+		if (!grown)
+			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
+		refs->v = grown;
+		refs->cap = cap;
+	}
+	if ((error = cairn_manifest_chunk_parse(line, refs->v[refs->count].id,
+	                                        &refs->v[refs->count].len)) < 0)
+		return error;
+	refs->sum += refs->v[refs->count++].len;
+	return 0;
+}
+
+/*
+ * Appends the chunks a manifest line names: one for a "c" line, those of
+ * the list chunk for an "l" line. 1 when it was one of those, 0 when not.
+ */
+static int chunk_refs_line(cairn_repo *repo, chunk_refs *refs, const char *line)
+{
+	uint8_t id[CAIRN_HASH_LEN];
+	uint32_t len;
+	int error;
+
+	if (strncmp(line, "c ", 2) == 0)
+		return (error = chunk_refs_add(refs, line)) < 0 ? error : 1;
+	if (strncmp(line, "l ", 2) != 0)
+		return 0;
+	if ((error = cairn_manifest_list_parse(line, id, &len)) < 0 ||
+	    (error = cairn_chunk_list_each(repo, id, len, chunk_refs_add, refs)) < 0)
+		return error;
+	return 1;
+}
+
 struct cairn_backup_writer {
 	cairn_repo *repo;
 	cairn_session *session;
@@ -74,8 +129,7 @@ struct cairn_backup_writer {
 	cairn_backup_info prev_info; /* its catalog entry (meta) */
 
 	/* entry_copy_prev: the previous version's chunks of the current entry */
-	chunk_ref *copy_chunks;
-	size_t copy_count, copy_cap;
+	chunk_refs copy;
 	int copy_state; /* 0 not expanded for this entry, 1 ready, -1 unusable */
 };
 
@@ -642,9 +696,8 @@ static void prev_free(cairn_backup_writer *w)
 	w->prev_cap = w->prev_count = 0;
 	cairn_backup_info_free(&w->prev_info);
 	memset(&w->prev_info, 0, sizeof(w->prev_info));
-	free(w->copy_chunks);
-	w->copy_chunks = NULL;
-	w->copy_count = w->copy_cap = 0;
+	free(w->copy.v);
+	memset(&w->copy, 0, sizeof(w->copy));
 }
 
 /*
@@ -764,30 +817,6 @@ const char *cairn_backup_writer_prev_meta(cairn_backup_writer *w, const char *ke
 	return cairn_backup_info_meta(&w->prev_info, key);
 }
 
-static int copy_add_ref(void *arg, const char *line)
-{
-	cairn_backup_writer *w = arg;
-	int error;
-
-	if (w->copy_count == w->copy_cap) {
-		size_t cap = w->copy_cap ? 2 * w->copy_cap : 1024;
-		chunk_ref *grown = realloc(w->copy_chunks, cap * sizeof(*grown));
-
-		if (!grown)
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		w->copy_chunks = grown;
-		w->copy_cap = cap;
-	}
-	if (strncmp(line, "c ", 2) != 0)
-		return cairn_error_set(CAIRN_ECORRUPT, "chunk list of %s in backup %s: not a chunk line",
-		                       w->entry_path, w->prev_name);
-	if ((error = cairn_manifest_chunk_parse(line, w->copy_chunks[w->copy_count].id,
-	                                        &w->copy_chunks[w->copy_count].len)) < 0)
-		return error;
-	w->copy_count++;
-	return 0;
-}
-
 /*
  * The previous version's chunk references of the current entry, with "l"
  * lines expanded: 1 when usable for block copies (every chunk but the last
@@ -803,30 +832,25 @@ static int copy_expand(cairn_backup_writer *w)
 	if (w->copy_state)
 		return w->copy_state > 0;
 	w->copy_state = -1;
-	w->copy_count = 0;
+	chunk_refs_clear(&w->copy);
 	if (!prev_ready(w) || !(p = prev_find(w, w->entry_path)))
 		return 0;
 	if (!(text = strndup((const char *)p->refs.data, p->refs.len)))
 		return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-	for (line = text; *line && error == 0; line = nl + 1) {
+	for (line = text; *line && error >= 0; line = nl + 1) {
 		if (!(nl = strchr(line, '\n')))
 			break;
 		*nl = 0;
-		if (strncmp(line, "l ", 2) == 0) {
-			uint8_t id[CAIRN_HASH_LEN];
-			uint32_t len;
-
-			if ((error = cairn_manifest_list_parse(line, id, &len)) == 0)
-				error = cairn_chunk_list_each(w->repo, id, len, copy_add_ref, w);
-		} else {
-			error = copy_add_ref(w, line);
-		}
+		if ((error = chunk_refs_line(w->repo, &w->copy, line)) == 0)
+			error = cairn_error_set(CAIRN_ECORRUPT,
+			                        "chunk list of %s in backup %s: not a chunk line",
+			                        w->entry_path, w->prev_name);
 	}
 	free(text);
 	if (error < 0)
 		return error;
-	for (i = 0; i + 1 < w->copy_count; i++)
-		if (w->copy_chunks[i].len != w->chunking.block)
+	for (i = 0; i + 1 < w->copy.count; i++)
+		if (w->copy.v[i].len != w->chunking.block)
 			return 0;
 	w->copy_state = 1;
 	return 1;
@@ -849,14 +873,14 @@ int cairn_backup_writer_entry_copy_prev(cairn_backup_writer *w, uint64_t length)
 		return error;
 	first = w->entry_size / block;
 	count = length / block;
-	if (first + count > w->copy_count)
+	if (first + count > w->copy.count)
 		return 0;
 	/* Every chunk must be a whole block and still stored (it is: the backup holding it is kept). */
 	for (i = first; i < first + count; i++)
-		if (w->copy_chunks[i].len != block || !cairn_index_find(&w->repo->index, w->copy_chunks[i].id))
+		if (w->copy.v[i].len != block || !cairn_index_find(&w->repo->index, w->copy.v[i].id))
 			return 0;
 	for (i = first; i < first + count; i++) {
-		const chunk_ref *c = &w->copy_chunks[i];
+		const chunk_ref *c = &w->copy.v[i];
 
 		if ((error = cairn_pipeline_submit(w->pipe, CAIRN_JOB_REF, c->id, CAIRN_HASH_LEN,
 		                                   c->len)) < 0)
@@ -1127,14 +1151,13 @@ struct cairn_backup_reader {
 	int ended;       /* the "end" line was read */
 	char *entry_text;
 	cairn_entry entry;
-	chunk_ref *chunks;
-	size_t chunk_count, chunk_cap, chunk_next;
+	chunk_refs chunks;
+	size_t chunk_next;
 	cairn_buf chunk;
 	size_t chunk_pos;
 	uint64_t entries_read, bytes_total;
 	uint64_t bytes_read; /* for progress */
 	cairn_pipeline *pipe; /* decodes chunks ahead of the driver's reads */
-	uint64_t chunk_sum;   /* bytes of the chunks collected for the entry */
 	int parallel_fetch;   /* workers fetch too (the storage allows concurrent gets) */
 	size_t chunk_submit;  /* next chunk of the entry to hand to the pipeline */
 	int discarding;
@@ -1200,27 +1223,6 @@ static int next_line(cairn_backup_reader *r, char **line)
 	return 1;
 }
 
-static int reader_add_chunk(void *arg, const char *line)
-{
-	cairn_backup_reader *r = arg;
-	int error;
-
-	if (r->chunk_count == r->chunk_cap) {
-		size_t cap = r->chunk_cap ? r->chunk_cap * 2 : 64;
-		chunk_ref *grown = realloc(r->chunks, cap * sizeof(*grown));
-
-		if (!grown)
-			return cairn_error_set(CAIRN_ENOMEM, "out of memory");
-		r->chunks = grown;
-		r->chunk_cap = cap;
-	}
-	if ((error = cairn_manifest_chunk_parse(line, r->chunks[r->chunk_count].id,
-	                                        &r->chunks[r->chunk_count].len)) < 0)
-		return error;
-	r->chunk_sum += r->chunks[r->chunk_count++].len;
-	return 0;
-}
-
 static int reader_damaged(cairn_backup_reader *r, int error)
 {
 	return cairn_error_wrap(error, "manifest of backup %s", r->info.name);
@@ -1243,7 +1245,8 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 		if (error < 0)
 			return error;
 	}
-	r->chunk_count = r->chunk_next = r->chunk_submit = 0;
+	chunk_refs_clear(&r->chunks);
+	r->chunk_next = r->chunk_submit = 0;
 	cairn_buf_clear(&r->chunk);
 	r->chunk_pos = 0;
 	for (;;) {
@@ -1282,21 +1285,12 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 	if ((error = cairn_manifest_entry_parse(r->entry_text, &r->entry)) < 0)
 		return reader_damaged(r, error);
 	/* Collect the entry's chunk list, up to the next non-chunk line. */
-	r->chunk_sum = 0;
 	for (;;) {
-		uint8_t id[CAIRN_HASH_LEN];
-		uint32_t len;
-
 		if ((rc = next_line(r, &line)) < 0)
 			return rc;
 		if (rc == 0)
 			break;
-		if (strncmp(line, "c ", 2) == 0) {
-			error = reader_add_chunk(r, line);
-		} else if (strncmp(line, "l ", 2) == 0) {
-			if ((error = cairn_manifest_list_parse(line, id, &len)) == 0)
-				error = cairn_chunk_list_each(r->repo, id, len, reader_add_chunk, r);
-		} else {
+		if ((error = chunk_refs_line(r->repo, &r->chunks, line)) == 0) {
 			r->lookahead = line;
 			break;
 		}
@@ -1304,7 +1298,7 @@ int cairn_backup_reader_next(cairn_backup_reader *r, const cairn_entry **out)
 		if (error < 0)
 			return reader_damaged(r, error);
 	}
-	sum = r->chunk_sum;
+	sum = r->chunks.sum;
 	if (sum != r->entry.size)
 		return reader_damaged(r, cairn_error_set(CAIRN_ECORRUPT,
 		                                         "chunks of %s do not add up to its size",
@@ -1338,26 +1332,43 @@ static int chunk_fetch_raw(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], c
 	return 0;
 }
 
+/* "chunk <id> in pack <key> at offset <n>" for messages; looked up only when one is written. */
+static void chunk_where(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], char *out, size_t len)
+{
+	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
+	char key[96], hex[65];
+
+	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
+	if (!e) {
+		snprintf(out, len, "chunk %s", hex);
+		return;
+	}
+	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
+	snprintf(out, len, "chunk %s in pack %s at offset %" PRIu64, hex, key, e->offset);
+}
+
 /* Decrypts, decompresses and checks a chunk's frame (on any thread). */
 static int chunk_decode(cairn_repo *repo, const uint8_t id[CAIRN_HASH_LEN], uint32_t plain_len,
                         const uint8_t *raw, size_t raw_len, cairn_buf *out)
 {
-	const cairn_index_entry *e = cairn_index_find(&repo->index, id);
 	cairn_frame_header h;
-	char key[96], hex[65];
+	char where[256];
 	size_t start = out->len;
 	int error;
 
-	cairn_hex_encode(id, CAIRN_HASH_LEN, hex);
-	cairn_pack_key(repo->index.packs[e->pack], key, sizeof(key));
-	if ((error = cairn_frame_decode(&repo->keys, raw, raw_len, out, &h)) < 0)
-		return cairn_error_wrap(error, "chunk %s in pack %s at offset %" PRIu64, hex, key,
-		                        e->offset);
+	if ((error = cairn_frame_decode(&repo->keys, raw, raw_len, out, &h)) < 0) {
+		cairn_error_saved saved;
+
+		/* The lookup may read the index's runs: keep the decoder's message. */
+		cairn_error_save(&saved);
+		chunk_where(repo, id, where, sizeof(where));
+		cairn_error_restore(&saved);
+		return cairn_error_wrap(error, "%s", where);
+	}
 	if (memcmp(h.checksum, id, CAIRN_HASH_LEN) != 0 || out->len - start != plain_len) {
 		out->len = start;
-		return cairn_error_set(CAIRN_ECORRUPT,
-		                       "pack %s at offset %" PRIu64 " holds another chunk than %s", key,
-		                       e->offset, hex);
+		chunk_where(repo, id, where, sizeof(where));
+		return cairn_error_set(CAIRN_ECORRUPT, "%s holds another chunk", where);
 	}
 	return 0;
 }
@@ -1440,8 +1451,8 @@ static int reader_prefetch(cairn_backup_reader *r)
 {
 	int error;
 
-	while (r->chunk_submit < r->chunk_count) {
-		const chunk_ref *c = &r->chunks[r->chunk_submit];
+	while (r->chunk_submit < r->chunks.count) {
+		const chunk_ref *c = &r->chunks.v[r->chunk_submit];
 
 		/* Asked before fetching: the weight is the decoded size either way. */
 		if (!cairn_pipeline_can_submit(r->pipe, CAIRN_JOB_CHUNK, CAIRN_HASH_LEN, c->len))
@@ -1464,7 +1475,7 @@ int cairn_backup_reader_read(cairn_backup_reader *r, void *buf, size_t len, size
 
 	*out_len = 0;
 	if (r->chunk_pos == r->chunk.len) {
-		if (r->chunk_next == r->chunk_count)
+		if (r->chunk_next == r->chunks.count)
 			return 0;
 		if ((error = check_interrupt()) < 0)
 			return error;
@@ -1517,7 +1528,7 @@ void cairn_backup_reader_free(cairn_backup_reader *r)
 	cairn_backup_info_free(&r->info);
 	free(r->lookahead);
 	free(r->entry_text);
-	free(r->chunks);
+	free(r->chunks.v);
 	cairn_buf_free(&r->chunk);
 	free(r);
 }

@@ -656,9 +656,7 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	                      "(SELECT bytes_per_wal_segment FROM pg_control_init()), "
 	                      "(SELECT database_block_size FROM pg_control_init()), "
 	                      "current_setting('archive_mode'), "
-	                      "(SELECT blocks_per_segment FROM pg_control_init()), "
-	                      "(SELECT sum(pg_database_size(oid)) FILTER "
-	                      "(WHERE has_database_privilege(oid, 'CONNECT')) FROM pg_database)",
+	                      "(SELECT blocks_per_segment FROM pg_control_init())",
 	                      1, &res)) < 0)
 		goto done;
 	version = atoi(PQgetvalue(res, 0, 0));
@@ -666,8 +664,6 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	seg_size = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
 	page_size = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	blocks_per_seg = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
-	/* Only the databases this role may size (NULL when none): a rule of thumb for the delta. */
-	db_size = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
 	if (strcmp(PQgetvalue(res, 0, 4), "off") == 0)
 		host->log(CAIRN_LOG_WARN, "archive_mode is off: the backup will wait for WAL that is "
 		                          "never archived (set archive_mode = on and archive_command = "
@@ -735,7 +731,20 @@ int pg_backup(const cairn_host *host, cairn_backup_writer *w, int argc, char *co
 	 * Reading the WAL since the previous backup costs about what reading
 	 * that much data does: worth it while there is less of it than data.
 	 */
-	if (begin_lsn && timeline) {
+	if (begin_lsn && timeline && host->version >= 7 && host->prev_meta(w, "name")) {
+		/*
+		 * Sizing every database stats every file: only when there is a
+		 * previous backup to take blocks from. Only the databases this role
+		 * may size count (none: no limit); it is a rule of thumb.
+		 */
+		if ((error = pg_query(host, conn,
+		                      "SELECT sum(pg_database_size(oid)) FILTER "
+		                      "(WHERE has_database_privilege(oid, 'CONNECT')) FROM pg_database",
+		                      1, &res)) < 0)
+			goto done;
+		db_size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		res = NULL;
 		dp = (pg_delta_params){.host = host, .writer = w, .session = host->writer_session(w),
 		                       .pgdata = pgdata, .start_lsn = begin_lsn, .timeline = timeline,
 		                       .seg_size = seg_size, .page_size = page_size,

@@ -271,11 +271,7 @@ int pg_delta_prepare(const pg_delta_params *p, pg_delta **out)
 	d->host = host;
 	d->pages_per_chunk = (uint32_t)(p->block_size / p->page_size);
 	d->blocks_per_seg = p->blocks_per_seg;
-	if (host->version < 7)
-		delta_off(d, "%s", "the cairn host is too old");
-	else if (!host->prev_meta(p->writer, "name"))
-		delta_off(d, "%s", "no previous backup of this cluster");
-	else if (!(v = host->prev_meta(p->writer, "start-lsn")) || pg_parse_lsn(v, &prev_start) < 0 ||
+	if (!(v = host->prev_meta(p->writer, "start-lsn")) || pg_parse_lsn(v, &prev_start) < 0 ||
 	         !(v = host->prev_meta(p->writer, "timeline")) || sscanf(v, "%llu", &prev_tli) != 1 ||
 	         !(v = host->prev_meta(p->writer, "block-size")) || sscanf(v, "%llu", &prev_block) != 1 ||
 	         !(v = host->prev_meta(p->writer, "wal-segment-size")) ||

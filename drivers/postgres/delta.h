@@ -28,7 +28,8 @@ typedef struct pg_delta_file_t {
 } pg_delta_file_t;
 
 /*
- * Scans the WAL from the previous backup's start to this one's. *out is
+ * Scans the WAL from the previous backup's start to this one's. The host
+ * must have ABI 7 and a previous backup (host->prev_meta(w, "name")). *out is
  * NULL (and the reason logged) when the delta cannot be used; errors are
  * only failures to read the repository or memory.
  */
